@@ -1,0 +1,47 @@
+"""Pointwise (1x1) layers on channel-first fields ``(batch, channels, *grid)`` of any spatial dimension."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import Tensor, nn
+
+__all__ = ["ACTIVATIONS", "PointwiseLinear", "PointwiseMLP", "make_activation"]
+
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "gelu": nn.GELU,
+    "relu": nn.ReLU,
+    "silu": nn.SiLU,
+    "tanh": nn.Tanh,
+}
+
+
+def make_activation(name: str) -> nn.Module:
+    try:
+        return ACTIVATIONS[name]()
+    except KeyError:
+        raise ValueError(f"unknown activation {name!r} (known: {', '.join(ACTIVATIONS)})") from None
+
+
+class PointwiseLinear(nn.Linear):
+    """A linear map of the channel dimension at every grid point: a 1x1 convolution in any dimension.
+
+    Same parameters and initialisation as ``nn.Linear(in_features, out_features)``, which equal those of a 1x1
+    ``nn.ConvNd`` (same fan-in), so one class serves 1D, 2D and 3D grids.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(x.movedim(1, -1)).movedim(-1, 1)
+
+
+class PointwiseMLP(nn.Sequential):
+    """Two pointwise linear maps with an activation between: ``in -> hidden -> act -> out`` at every point."""
+
+    def __init__(
+        self, in_channels: int, hidden_channels: int, out_channels: int, activation: str = "gelu"
+    ) -> None:
+        super().__init__(
+            PointwiseLinear(in_channels, hidden_channels),
+            make_activation(activation),
+            PointwiseLinear(hidden_channels, out_channels),
+        )

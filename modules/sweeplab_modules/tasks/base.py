@@ -1,0 +1,69 @@
+"""The one base Lightning module: optimisation from a TrainingConfig; tasks add a loss and their metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor, nn
+
+from sweeplab_modules.training import TrainingConfig
+
+__all__ = ["SweepTask"]
+
+
+class SweepTask(pl.LightningModule):
+    """Wraps an architecture (``self.model``) and owns optimiser and schedule.
+
+    Subclasses implement ``shared_step(batch, stage) -> loss`` and log their metrics as ``<stage>_<name>``
+    (the names their TaskEntry declares), each once per epoch.
+    """
+
+    def __init__(self, model: nn.Module, training: TrainingConfig) -> None:
+        super().__init__()
+        self.model = model
+        self.training_config = training
+
+    @property
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+
+    def shared_step(self, batch: Any, stage: str) -> Tensor:
+        raise NotImplementedError
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        return self.shared_step(batch, "train")
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self.shared_step(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self.shared_step(batch, "test")
+
+    def configure_optimizers(self) -> Any:
+        config = self.training_config
+        parameters = [p for p in self.parameters() if p.requires_grad]
+        optimizer: torch.optim.Optimizer
+        if config.optimizer == "adam":
+            optimizer = torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
+        elif config.optimizer == "adamw":
+            optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
+        else:
+            optimizer = torch.optim.SGD(
+                parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+            )
+        if config.scheduler == "none":
+            return optimizer
+        interval = "epoch"
+        scheduler: torch.optim.lr_scheduler.LRScheduler
+        if config.scheduler == "step":
+            scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_size, gamma=config.gamma)
+        elif config.scheduler == "cosine":
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.trainer.max_epochs or 1)
+        else:
+            # OneCycle schedules per optimisation step over the whole run.
+            total = int(self.trainer.estimated_stepping_batches)
+            scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total)
+            interval = "step"
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}

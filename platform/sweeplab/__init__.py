@@ -1,0 +1,29 @@
+"""sweeplab: experiment tracking and hyperparameter tuning for scientific machine learning.
+
+A study is one YAML file (see ``sweeplab.spec``); ``run_study`` drives Optuna, trains each trial with
+PyTorch Lightning and records everything in MLflow. Importing this package is cheap: the heavy libraries load
+when a study runs.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+__all__ = ["Study", "StudyError", "__version__", "load_study", "run_study"]
+
+if TYPE_CHECKING:
+    from sweeplab._runner import run_study
+    from sweeplab.spec import Study, StudyError, load_study
+
+
+def __getattr__(name: str) -> Any:
+    if name == "run_study":
+        from sweeplab._runner import run_study
+
+        return run_study
+    if name in ("Study", "StudyError", "load_study"):
+        import sweeplab.spec
+
+        return getattr(sweeplab.spec, name)
+    raise AttributeError(f"module 'sweeplab' has no attribute {name!r}")

@@ -1,0 +1,46 @@
+"""What a run records so it can be trusted and repeated: versions, the git commit, the host."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+from functools import cache
+from importlib import metadata
+from pathlib import Path
+
+_PACKAGES = ("sweeplab", "torch", "pytorch_lightning", "optuna", "mlflow", "numpy")
+
+
+@cache
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for package in _PACKAGES:
+        try:
+            found[package] = metadata.version(package.replace("_", "-"))
+        except metadata.PackageNotFoundError:
+            found[package] = "not installed"
+    return found
+
+
+def git_state(directory: str | Path) -> dict[str, str]:
+    """The commit of the repository holding ``directory`` (the study file's), and whether it had local changes."""
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(directory), *args], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return {"mlflow.source.git.commit": commit, "sweeplab.git.dirty": str(dirty).lower()}
+
+
+def provenance_tags(study_file: str | Path) -> dict[str, str]:
+    tags = {f"sweeplab.version.{name}": version for name, version in versions().items()}
+    tags["sweeplab.host"] = platform.node()
+    tags["sweeplab.command"] = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
+    tags.update(git_state(Path(study_file).resolve().parent))
+    return tags

@@ -1,0 +1,376 @@
+"""Run a study: Optuna samples, Lightning trains, MLflow records; interrupts end cleanly and resume."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import shutil
+import signal
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+
+from sweeplab._console import StudyProgress, format_value
+from sweeplab._provenance import provenance_tags
+from sweeplab.spec import Study, TrialPlan
+
+if TYPE_CHECKING:
+    import optuna
+
+    from sweeplab.data import OperatorData
+    from sweeplab.tracking import Tracker
+
+# Optuna user attributes (on the study and its trials) that tie them to MLflow.
+PARENT_RUN_ATTR = "sweeplab.mlflow_parent_run_id"
+SPEC_HASH_ATTR = "sweeplab.spec_sha256"
+RUN_ATTR = "sweeplab.mlflow_run_id"
+REASON_ATTR = "sweeplab.reason"
+INTERRUPTED_ATTR = "sweeplab.interrupted"
+RETRY_OF_ATTR = "sweeplab.retry_of"
+
+
+@dataclass(frozen=True)
+class StudyOutcome:
+    study_name: str
+    storage: str
+    tracking_uri: str
+    parent_run_id: str
+    finished: int
+    best_values: list[float] | None
+    best_trial: int | None
+    best_model: str | None
+    interrupted: bool
+
+
+class StudyInterruptedError(KeyboardInterrupt):
+    """The study was interrupted; its state is saved and running the same command resumes it."""
+
+    def __init__(self, outcome: StudyOutcome) -> None:
+        super().__init__("study interrupted")
+        self.outcome = outcome
+
+
+def prepare_sqlite(url: str) -> None:
+    """Create the folder of a SQLite database (``sqlite:///mlruns/x.db``) so a fresh checkout just works."""
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+
+
+def finished_trials(trials: list[optuna.trial.FrozenTrial]) -> int:
+    """Trials that count against the budget: complete, pruned or failed, except those failed by an interrupt
+    (their parameters are queued again)."""
+    from optuna.trial import TrialState
+
+    done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    return sum(1 for t in trials if t.state in done and not t.user_attrs.get(INTERRUPTED_ATTR))
+
+
+def _best(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    from optuna.trial import TrialState
+
+    if not any(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
+        return []
+    return [study.best_trial] if len(study.directions) == 1 else study.best_trials
+
+
+class _InterruptSignal:
+    """SIGINT/SIGTERM set an event that running trials check at every batch; a second signal stops at once."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.event.is_set():
+            raise KeyboardInterrupt
+        self.event.set()
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[threading.Event]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self.event
+            return
+        previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self.event
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+class StudyRunner:
+    def __init__(
+        self,
+        study: Study,
+        storage: str | None = None,
+        tracking_uri: str | None = None,
+        n_trials: int | None = None,
+        console: Console | None = None,
+    ) -> None:
+        self.study = study
+        self.storage = storage or study.spec.storage
+        self.tracking_uri = tracking_uri or study.spec.tracking.uri
+        budget = study.spec.budget
+        self.n_trials = n_trials or budget.n_trials or (len(study.grid()) if study.spec.sampler.name == "grid" else None)
+        self.console = console or Console(stderr=True)
+        self.interrupt = _InterruptSignal()
+
+    # -- setup ---------------------------------------------------------------------------------------------
+    def _load_data(self) -> OperatorData:
+        from sweeplab.data import load_dataset
+
+        spec = self.study.spec.data
+        return load_dataset(spec.name, self.study.data_params, data_dir=spec.dir)
+
+    def _optuna_study(self) -> optuna.Study:
+        import optuna
+
+        from sweeplab.strategies import build_pruner, build_sampler
+
+        spec = self.study.spec
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        prepare_sqlite(self.storage)
+        return optuna.create_study(
+            study_name=spec.name,
+            storage=self.storage,
+            sampler=build_sampler(spec.sampler, spec.trainer.seed, len(spec.objectives)),
+            pruner=build_pruner(spec.pruner),
+            directions=self.study.directions,
+            load_if_exists=True,
+        )
+
+    def _spec_hash(self) -> str:
+        return hashlib.sha256(self.study.spec.model_dump_json().encode()).hexdigest()
+
+    def _open_parent(self, optuna_study: optuna.Study, tracker: Tracker) -> str:
+        spec = self.study.spec
+        previous = optuna_study.user_attrs.get(PARENT_RUN_ATTR)
+        previous_hash = optuna_study.user_attrs.get(SPEC_HASH_ATTR)
+        if previous_hash is not None and previous_hash != self._spec_hash():
+            self.console.print(
+                f"[yellow]note:[/] study {spec.name!r} exists with a different spec; its trials are kept and the "
+                "search goes on with the new one"
+            )
+        resume = previous if previous is not None and tracker.run_exists(previous) else None
+        tags = {
+            "sweeplab.role": "study",
+            "sweeplab.study": spec.name,
+            "sweeplab.storage": _redacted(self.storage),
+            **provenance_tags(self.study.source),
+        }
+        params = {
+            "sampler": spec.sampler.name,
+            "pruner": spec.pruner.name,
+            "n_trials": self.n_trials,
+            "objective": ", ".join(f"{o.direction} {o.metric}" for o in spec.objectives),
+            "models": ", ".join(plan.key for plan in self.study.models),
+            "data.name": spec.data.name,
+            "data.identity": self._data.identity,
+            "seed": spec.trainer.seed,
+            "max_epochs": spec.trainer.max_epochs,
+            **{f"data.{k}": v for k, v in self.study.data_params.items()},
+        }
+        # MLflow params are immutable once written: a resumed parent keeps the ones it was created with.
+        parent = tracker.open_run(spec.name, tags, params if resume is None else {}, run_id=resume)
+        if resume is None:
+            tracker.log_text(parent, self.study.text, "study.yaml")
+            optuna_study.set_user_attr(PARENT_RUN_ATTR, parent)
+        optuna_study.set_user_attr(SPEC_HASH_ATTR, self._spec_hash())
+        return parent
+
+    # -- one trial -----------------------------------------------------------------------------------------
+    def _objective(self, trial: optuna.Trial) -> float | list[float]:
+        import optuna
+
+        from sweeplab._callbacks import EpochCallback, GuardCallback, NonFiniteLoss, PruningCallback, StudyInterrupted
+        from sweeplab._trial import train_trial
+        from sweeplab.tracking import MetricBuffer
+        from sweeplab.tracking._lightning import BufferedMlflowLogger
+
+        plan = self.study.sample(trial)
+        spec = self.study.spec
+        trial.set_user_attr("architecture", plan.model_name)
+        trial.set_user_attr("model", plan.model_key)
+        run_id = self.tracker.open_run(
+            f"trial-{trial.number:03d}-{plan.model_key}",
+            tags={
+                "sweeplab.role": "trial",
+                "sweeplab.study": spec.name,
+                "sweeplab.trial": str(trial.number),
+                "sweeplab.architecture": plan.model_name,
+                "sweeplab.model": plan.model_key,
+                "sweeplab.state": "RUNNING",
+                **self._provenance,
+            },
+            params={
+                **plan.flat_params(),
+                "seed": spec.trainer.seed,
+                "data.name": spec.data.name,
+                "data.identity": self._data.identity,
+                "optuna.trial": trial.number,
+            },
+            parent_run_id=self.parent_run_id,
+        )
+        trial.set_user_attr(RUN_ATTR, run_id)
+        self.progress.trial_started(trial.number, plan.model_key)
+        metric = self.study.metrics[0]
+
+        def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+            value = metrics.get(metric)
+            summary = f"{plan.model_key} epoch {epoch + 1}" + (f" {metric}={value:.4g}" if value is not None else "")
+            self.progress.epoch(trial.number, epoch, summary)
+
+        callbacks = [GuardCallback(self.interrupt.event), EpochCallback(on_epoch)]
+        if len(self.study.metrics) == 1:
+            callbacks.insert(0, PruningCallback(trial, metric))
+        workdir = self._workdir / f"trial-{trial.number}"
+        buffer = MetricBuffer(self.tracker, run_id)
+        try:
+            result = train_trial(self.study, plan, self._data, BufferedMlflowLogger(buffer), callbacks, workdir)
+            values = [result.metrics[m] for m in self.study.metrics]
+            if not all(math.isfinite(v) for v in values):
+                raise NonFiniteLoss(f"objective {self.study.metrics} = {values} is not finite")
+        except optuna.TrialPruned as pruned:
+            buffer.flush()
+            self._end_trial(trial, run_id, "FINISHED", "PRUNED", str(pruned))
+            raise
+        except StudyInterrupted:
+            buffer.flush()
+            self._end_trial(trial, run_id, "KILLED", "FAIL", "interrupted by the user; queued to run again")
+            trial.set_user_attr(INTERRUPTED_ATTR, True)
+            trial.study.enqueue_trial(trial.params, user_attrs={RETRY_OF_ATTR: trial.number})
+            raise KeyboardInterrupt from None
+        except Exception as error:
+            buffer.flush()
+            self._end_trial(trial, run_id, "FAILED", "FAIL", f"{type(error).__name__}: {error}")
+            raise
+        self._checkpoints[trial.number] = (result.checkpoint, plan)
+        self._end_trial(trial, run_id, "FINISHED", "COMPLETE", "")
+        return values[0] if len(values) == 1 else values
+
+    def _end_trial(self, trial: optuna.Trial, run_id: str, status: str, state: str, reason: str) -> None:
+        tags = {"sweeplab.state": state}
+        if reason:
+            tags["sweeplab.reason"] = reason[:5000]
+            trial.set_user_attr(REASON_ATTR, reason[:5000])
+        self.tracker.end_run(run_id, status, tags)
+
+    def _after_trial(self, optuna_study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        """Runs after Optuna has recorded the trial's state: best-so-far, checkpoint, progress, budget."""
+        checkpoint, plan = self._checkpoints.pop(trial.number, (None, None))
+        best = _best(optuna_study)
+        if checkpoint is not None and trial.number in [t.number for t in best]:
+            run_id = trial.user_attrs[RUN_ATTR]
+            (checkpoint.parent / "model.json").write_text(
+                json.dumps({"architecture": plan.model_name, "params": plan.model_params, "training": plan.training.model_dump()}, indent=2)  # type: ignore[union-attr]
+            )
+            self.tracker.log_artifact(run_id, checkpoint, "model")
+            self.tracker.log_artifact(run_id, checkpoint.parent / "model.json", "model")
+            metrics = {f"best_{m}": v for m, v in zip(self.study.metrics, best[0].values)}
+            self.tracker.log(self.parent_run_id, metrics=metrics, step=trial.number)
+            self.tracker.log(self.parent_run_id, tags={"sweeplab.best_trial": best[0].number, "sweeplab.best_run_id": best[0].user_attrs.get(RUN_ATTR, "")})
+        shutil.rmtree(self._workdir / f"trial-{trial.number}", ignore_errors=True)
+        finished = finished_trials(optuna_study.get_trials(deepcopy=False))
+        value = format_value(trial.values[0] if trial.values and len(trial.values) == 1 else trial.values)
+        reason = trial.user_attrs.get(REASON_ATTR, "")
+        line = f"trial {trial.number:>3} {trial.state.name:<8} {trial.user_attrs.get('model', '?'):<12} {value}"
+        if reason and trial.state.name != "COMPLETE":
+            line += f"  [dim]{reason[:100]}[/]"
+        best_text = "best: -"
+        if best:
+            best_text = f"best {format_value(best[0].values if len(best[0].values) > 1 else best[0].value)} ({best[0].user_attrs.get('model')}, trial {best[0].number})"
+        self.progress.trial_finished(trial.number, finished, line, best_text)
+        if self.interrupt.event.is_set() or (self.n_trials is not None and finished >= self.n_trials):
+            optuna_study.stop()
+
+    # -- the study -----------------------------------------------------------------------------------------
+    def run(self) -> StudyOutcome:
+        from sweeplab._trial import quiet_lightning
+        from sweeplab.tracking import Tracker
+
+        spec = self.study.spec
+        quiet_lightning()
+        self._data = self._load_data()
+        optuna_study = self._optuna_study()
+        prepare_sqlite(self.tracking_uri)
+        self.tracker = Tracker(self.tracking_uri, spec.experiment_name)
+        self.parent_run_id = self._open_parent(optuna_study, self.tracker)
+        self._provenance = provenance_tags(self.study.source)
+        self._checkpoints: dict[int, tuple[Path, TrialPlan]] = {}
+        self._set_threads()
+        already = finished_trials(optuna_study.get_trials(deepcopy=False))
+        remaining = None if self.n_trials is None else max(self.n_trials - already, 0)
+        interrupted = False
+        with (
+            tempfile.TemporaryDirectory(prefix="sweeplab-") as workdir,
+            StudyProgress(self.console, spec.name, self.n_trials, spec.trainer.max_epochs) as self.progress,
+            self.interrupt.installed(),
+        ):
+            self._workdir = Path(workdir)
+            self.progress.set_finished(already)
+            if remaining != 0:
+                try:
+                    optuna_study.optimize(
+                        self._objective,
+                        n_trials=remaining,
+                        timeout=spec.budget.timeout,
+                        n_jobs=spec.budget.n_jobs,
+                        catch=(Exception,),
+                        callbacks=[self._after_trial],
+                    )
+                except KeyboardInterrupt:
+                    interrupted = True
+            interrupted = interrupted or self.interrupt.event.is_set()
+        self.tracker.end_run(self.parent_run_id, "KILLED" if interrupted else "FINISHED")
+        outcome = self._outcome(optuna_study, interrupted)
+        if interrupted:
+            raise StudyInterruptedError(outcome)
+        return outcome
+
+    def _set_threads(self) -> None:
+        import torch
+
+        threads = self.study.spec.trainer.num_threads or max(1, (os.cpu_count() or 1) // self.study.spec.budget.n_jobs)
+        torch.set_num_threads(threads)
+
+    def _outcome(self, optuna_study: optuna.Study, interrupted: bool) -> StudyOutcome:
+        best = _best(optuna_study)
+        return StudyOutcome(
+            study_name=optuna_study.study_name,
+            storage=self.storage,
+            tracking_uri=self.tracking_uri,
+            parent_run_id=self.parent_run_id,
+            finished=finished_trials(optuna_study.get_trials(deepcopy=False)),
+            best_values=list(best[0].values) if best else None,
+            best_trial=best[0].number if best else None,
+            best_model=best[0].user_attrs.get("model") if best else None,
+            interrupted=interrupted,
+        )
+
+
+def _redacted(url: str) -> str:
+    """A database URL without its password, fit to record."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"
+
+
+def run_study(
+    study: Study,
+    storage: str | None = None,
+    tracking_uri: str | None = None,
+    n_trials: int | None = None,
+    console: Console | None = None,
+) -> StudyOutcome:
+    """Run (or resume) ``study`` until its budget of finished trials is reached."""
+    return StudyRunner(study, storage, tracking_uri, n_trials, console).run()

@@ -1,0 +1,86 @@
+"""Train one trial: build the architecture and its task, fit with Lightning, test, save the weights."""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sweeplab_modules.registry import build_model, import_target
+
+if TYPE_CHECKING:
+    import pytorch_lightning as pl
+
+    from sweeplab.data import OperatorData
+    from sweeplab.spec import Study, TrialPlan
+    from sweeplab.tracking._lightning import BufferedMlflowLogger
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    metrics: dict[str, float]
+    """The last value of every metric the task logged (validation at the last epoch, test), plus n_params,
+    fit_seconds and epochs."""
+    checkpoint: Path
+
+
+def quiet_lightning() -> None:
+    # Lightning's banner lines ("GPU available: ...") and hints about small data would bury the progress display.
+    for name in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=r".*(does not have many workers|smaller than the logging interval).*")
+
+
+def train_trial(
+    study: Study,
+    plan: TrialPlan,
+    data: OperatorData,
+    logger: BufferedMlflowLogger,
+    callbacks: list[pl.Callback],
+    workdir: Path,
+) -> TrialResult:
+    import pytorch_lightning as pl
+
+    from sweeplab.data.datamodule import OperatorDataModule
+
+    trainer_spec = study.spec.trainer
+    pl.seed_everything(trainer_spec.seed, verbose=False)
+    model = build_model(
+        plan.model_name, study.dataset.in_channels, study.dataset.out_channels, **plan.model_params
+    )
+    task = import_target(study.task.target)(
+        model, plan.training, in_channels=study.dataset.in_channels, out_channels=study.dataset.out_channels
+    )
+    datamodule = OperatorDataModule(data, batch_size=plan.training.batch_size, seed=trainer_spec.seed)
+    trainer = pl.Trainer(
+        max_epochs=trainer_spec.max_epochs,
+        accelerator=trainer_spec.accelerator,
+        devices=trainer_spec.devices,
+        precision=trainer_spec.precision,  # type: ignore[arg-type]
+        deterministic=trainer_spec.deterministic,
+        gradient_clip_val=trainer_spec.gradient_clip_val,
+        logger=logger,
+        callbacks=callbacks,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        default_root_dir=workdir,
+    )
+    started = time.perf_counter()
+    trainer.fit(task, datamodule=datamodule)
+    fit_seconds = time.perf_counter() - started
+    trainer.test(task, datamodule=datamodule, verbose=False)
+    checkpoint = workdir / "model.ckpt"
+    trainer.save_checkpoint(checkpoint, weights_only=True)
+    platform_metrics: dict[str, Any] = {
+        "n_params": task.n_params,
+        "fit_seconds": fit_seconds,
+        "epochs": trainer.current_epoch,
+    }
+    logger.buffer.add(platform_metrics, step=trainer.current_epoch)
+    logger.buffer.flush()
+    return TrialResult({**logger.last, **platform_metrics}, checkpoint)

@@ -1,0 +1,154 @@
+"""The study spec v1: the typed structure of a study YAML (semantic checks live in _validate.py)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, PlainValidator, Tag, field_validator
+
+DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
+DEFAULT_STORAGE = "sqlite:///mlruns/optuna.db"
+
+SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc", "grid", "nsga2")
+PRUNERS = ("none", "median", "hyperband", "successive_halving")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _number(value: Any) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"must be a number, got {value!r}")
+    return value
+
+
+# An int stays an int (it makes an integer dimension), a float stays a float.
+Number = Annotated[int | float, PlainValidator(_number)]
+
+
+class Range(_Strict):
+    """``{low, high}`` with optional ``log: true`` or ``step``; integer when the parameter (or both bounds) is."""
+
+    low: Number
+    high: Number
+    log: bool = False
+    step: Number | None = None
+
+
+class Choices(_Strict):
+    """``{choices: [...]}``: a categorical dimension."""
+
+    choices: list[Any]
+
+
+def _space_kind(value: Any) -> str:
+    if isinstance(value, dict) and "choices" in value:
+        return "choices"
+    if isinstance(value, dict) and ("low" in value or "high" in value):
+        return "range"
+    return "constant"
+
+
+# A value in a search space: a range, a list of choices, or a plain constant.
+SpaceValue = Annotated[
+    Annotated[Range, Tag("range")] | Annotated[Choices, Tag("choices")] | Annotated[Any, Tag("constant")],
+    Discriminator(_space_kind),
+]
+SPACE_TAGS = frozenset({"range", "choices", "constant"})
+
+
+class Objective(_Strict):
+    metric: str = Field(description="a metric every model in the study logs, e.g. val_rel_l2")
+    direction: Literal["minimize", "maximize"] = "minimize"
+
+
+class DataSpec(_Strict):
+    name: str = Field(description="a registered data set")
+    params: dict[str, Any] = Field(default_factory=dict, description="the data set's parameters")
+    dir: str | None = Field(None, description="data cache folder (default: $SWEEPLAB_DATA_DIR or the user cache)")
+
+
+class ModelSpec(_Strict):
+    name: str = Field(description="a registered architecture")
+    label: str | None = Field(None, description="name of this entry in the study (default: name); unique")
+    preset: str | None = Field(None, description="a named configuration of the architecture")
+    params: dict[str, Any] = Field(default_factory=dict, description="fixed constructor or training parameters")
+    search: dict[str, SpaceValue] = Field(default_factory=dict, description="this architecture's search space")
+
+    @property
+    def key(self) -> str:
+        return self.label or self.name
+
+
+class TrainerSpec(_Strict):
+    max_epochs: int = Field(10, ge=1)
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
+    devices: int | Literal["auto"] = 1
+    precision: Literal["32", "32-true", "64", "64-true", "16-mixed", "bf16-mixed", "bf16-true"] = "32-true"
+    seed: int = 0
+    deterministic: bool = False
+    gradient_clip_val: float | None = Field(None, gt=0)
+    num_threads: int | None = Field(None, ge=1, description="torch CPU threads per trial (default: cores / n_jobs)")
+
+    @field_validator("precision", mode="before")
+    @classmethod
+    def _precision_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) else value
+
+
+class SamplerSpec(_Strict):
+    name: Literal[SAMPLERS] = "tpe"  # type: ignore[valid-type]
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+class PrunerSpec(_Strict):
+    name: Literal[PRUNERS] = "none"  # type: ignore[valid-type]
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+def _by_name(value: Any) -> Any:
+    """``sampler: tpe`` is short for ``sampler: {name: tpe}``."""
+    return {"name": value} if isinstance(value, str) else value
+
+
+class Budget(_Strict):
+    n_trials: int | None = Field(None, ge=1, description="trials to finish (default: the grid size for grid)")
+    timeout: float | None = Field(None, gt=0, description="seconds; stop starting new trials after it")
+    n_jobs: int = Field(1, ge=1, description="trials run at once in this process")
+
+
+class Tracking(_Strict):
+    uri: str = Field(DEFAULT_TRACKING_URI, description="MLflow tracking URI (sqlite, postgresql, http)")
+    experiment: str | None = Field(None, description="MLflow experiment (default: the study name)")
+
+
+class StudySpec(_Strict):
+    """One study: what to compare (models), on what (data), how to search, where to record."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", max_length=120)
+    description: str = ""
+    objective: Objective | list[Objective]
+    data: DataSpec
+    models: list[ModelSpec] = Field(min_length=1)
+    search: dict[str, SpaceValue] = Field(default_factory=dict, description="shared training search space")
+    trainer: TrainerSpec = Field(default_factory=TrainerSpec)
+    sampler: Annotated[SamplerSpec, Field(default_factory=SamplerSpec)]
+    pruner: Annotated[PrunerSpec, Field(default_factory=PrunerSpec)]
+    budget: Budget = Field(default_factory=Budget)
+    tracking: Tracking = Field(default_factory=Tracking)
+    storage: str = Field(DEFAULT_STORAGE, description="Optuna storage URL")
+
+    _sampler_by_name = field_validator("sampler", "pruner", mode="before")(_by_name)
+
+    @property
+    def objectives(self) -> list[Objective]:
+        return self.objective if isinstance(self.objective, list) else [self.objective]
+
+    @property
+    def experiment_name(self) -> str:
+        return self.tracking.experiment or self.name
+
+
+# Every model of the spec, for suggestions when a key is unknown.
+SPEC_MODELS = (StudySpec, Objective, DataSpec, ModelSpec, TrainerSpec, SamplerSpec, PrunerSpec, Budget, Tracking)

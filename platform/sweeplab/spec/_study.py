@@ -1,0 +1,448 @@
+"""Load a study file, check it against the registries, and resolve it into what the runner samples."""
+
+from __future__ import annotations
+
+import difflib
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from sweeplab_modules.registry import (
+    INJECTED_PARAMETERS,
+    MODELS,
+    TASKS,
+    ModelEntry,
+    Parameter,
+    TaskEntry,
+    constructor_parameters,
+)
+from sweeplab_modules.training import TrainingConfig
+
+from sweeplab.data._registry import DATASETS, DatasetEntry
+from sweeplab.spec._errors import Location, SpecIssue, StudyError
+from sweeplab.spec._schema import SPACE_TAGS, SPEC_MODELS, Choices, Range, StudySpec
+from sweeplab.spec._space import MODEL_PARAM, Dimension, grid_points
+from sweeplab.spec._yaml import YamlError, load_with_lines
+
+if TYPE_CHECKING:
+    import optuna
+
+# Metrics the runner logs for every trial, whatever the task.
+PLATFORM_METRICS = ("n_params", "fit_seconds")
+
+_TRAINING_FIELDS = TrainingConfig.model_fields
+_URI_SCHEMES = {
+    "storage": ("sqlite", "postgresql", "mysql"),
+    "tracking.uri": ("sqlite", "postgresql", "mysql", "http", "https"),
+}
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    """One architecture of the study: its fixed arguments and its own (conditional) dimensions."""
+
+    key: str
+    entry: ModelEntry
+    fixed: dict[str, Any]
+    dimensions: tuple[Dimension, ...]
+
+
+@dataclass(frozen=True)
+class TrialPlan:
+    """What one trial trains: the architecture, its constructor arguments and the training configuration."""
+
+    model_key: str
+    model_name: str
+    model_params: dict[str, Any]
+    training: TrainingConfig
+
+    def flat_params(self) -> dict[str, Any]:
+        """Every value that defines the trial, for tracking (constructor arguments prefixed ``model.``)."""
+        values: dict[str, Any] = {"model": self.model_key, "architecture": self.model_name}
+        values.update({f"model.{k}": v for k, v in sorted(self.model_params.items())})
+        values.update(self.training.model_dump())
+        return values
+
+
+@dataclass(frozen=True)
+class Study:
+    spec: StudySpec
+    source: str
+    text: str
+    task: TaskEntry
+    dataset: DatasetEntry
+    data_params: dict[str, Any]
+    models: tuple[ModelPlan, ...]
+    shared_fixed: dict[str, Any]
+    shared_dimensions: tuple[Dimension, ...]
+    _by_key: dict[str, ModelPlan] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_key", {plan.key: plan for plan in self.models})
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def metrics(self) -> list[str]:
+        return [objective.metric for objective in self.spec.objectives]
+
+    @property
+    def directions(self) -> list[str]:
+        return [objective.direction for objective in self.spec.objectives]
+
+    def sample(self, trial: optuna.Trial) -> TrialPlan:
+        """Draw one trial's configuration: the architecture first, then the dimensions that apply to it."""
+        plan = self._by_key[trial.suggest_categorical(MODEL_PARAM, [p.key for p in self.models])]
+        values = dict(self.shared_fixed)
+        own_targets = {d.target for d in plan.dimensions} | set(plan.fixed)
+        for dimension in self.shared_dimensions:
+            if dimension.target not in own_targets:
+                values[dimension.target] = dimension.suggest(trial)
+        values.update(plan.fixed)
+        values.update({d.target: d.suggest(trial) for d in plan.dimensions})
+        training = {k: v for k, v in values.items() if k in _TRAINING_FIELDS}
+        model_params = {k: v for k, v in values.items() if k not in _TRAINING_FIELDS}
+        return TrialPlan(plan.key, plan.entry.name, model_params, TrainingConfig(**training))
+
+    def grid(self) -> list[dict[str, Any]]:
+        """Every point of a grid study, as Optuna parameters."""
+        groups = []
+        for plan in self.models:
+            own_targets = {d.target for d in plan.dimensions} | set(plan.fixed)
+            shared = [d for d in self.shared_dimensions if d.target not in own_targets]
+            groups.append(({MODEL_PARAM: plan.key}, shared + list(plan.dimensions)))
+        return list(grid_points(groups))
+
+
+def load_study(path: str | Path) -> Study:
+    """Read and check a study file; raise StudyError naming file, line and field of every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise StudyError(str(path), [SpecIssue((), f"cannot read the study: {error.strerror or error}")]) from None
+    return parse_study(text, str(path))
+
+
+def parse_study(text: str, source: str = "<study>") -> Study:
+    try:
+        raw, lines = load_with_lines(text, source)
+    except YamlError as error:
+        raise StudyError(source, [SpecIssue(error.location, error.message, error.line)]) from None
+    if not isinstance(raw, dict):
+        what = "empty" if raw is None else f"a {type(raw).__name__}"
+        raise StudyError(source, [SpecIssue((), f"a study is a mapping of keys (name, objective, ...), got {what}", 1)])
+    try:
+        spec = StudySpec.model_validate(raw)
+    except ValidationError as error:
+        issues = [_pydantic_issue(e, prefix=()) for e in error.errors()]
+        raise StudyError(source, [_with_line(i, lines) for i in issues]) from None
+    checker = _Checker(spec)
+    study = checker.resolve(source, text)
+    if checker.issues:
+        raise StudyError(source, [_with_line(i, lines) for i in checker.issues])
+    assert study is not None
+    return study
+
+
+def _with_line(issue: SpecIssue, lines: Mapping[Location, int]) -> SpecIssue:
+    location = issue.location
+    while location not in lines and location:
+        location = location[:-1]
+    return SpecIssue(issue.location, issue.message, lines.get(location))
+
+
+_ALL_SPEC_KEYS = sorted({name for model in SPEC_MODELS for name in model.model_fields})
+
+
+def _pydantic_issue(error: Mapping[str, Any], prefix: Location, known: list[str] | None = None) -> SpecIssue:
+    # Drop the tags pydantic adds for tagged unions and union members: users never wrote them.
+    location = prefix + tuple(
+        part for part in error["loc"] if part not in SPACE_TAGS and not str(part).startswith("function-")
+    )
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        key = str(location[-1])
+        close = difflib.get_close_matches(key, known if known is not None else _ALL_SPEC_KEYS, n=1)
+        message = "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
+    elif error["type"] == "missing":
+        message = "required"
+    elif error["type"] == "literal_error":
+        message = message.replace("Input should be", "must be")
+    else:
+        message = message.replace("Input should be", "must be")
+    return SpecIssue(location, message)
+
+
+class _Checker:
+    """The checks that need the registries; collects every issue rather than stopping at the first."""
+
+    def __init__(self, spec: StudySpec) -> None:
+        self.spec = spec
+        self.issues: list[SpecIssue] = []
+
+    def fail(self, location: Location, message: str) -> None:
+        self.issues.append(SpecIssue(location, message))
+
+    def resolve(self, source: str, text: str) -> Study | None:
+        spec = self.spec
+        dataset, data_params = self._check_data()
+        models = [plan for index, m in enumerate(spec.models) if (plan := self._check_model(index, m, dataset))]
+        tasks = {plan.entry.task for plan in models}
+        if len(tasks) > 1:
+            self.fail(("models",), f"all models must serve one task, got {sorted(tasks)}")
+        task = TASKS[tasks.pop()] if len(tasks) == 1 else None
+        shared_fixed, shared_dims = self._check_space(("search",), dict(spec.search), _training_parameters(), "")
+        self._check_objectives(models)
+        self._check_strategy(models, shared_dims)
+        self._check_uris()
+        if task and "loss" in shared_fixed and shared_fixed["loss"] not in task.losses:
+            self.fail(("search", "loss"), f"must be one of {list(task.losses)} for the {task.name} task")
+        if self.issues or task is None or dataset is None:
+            return None
+        study = Study(spec, source, text, task, dataset, data_params, tuple(models), shared_fixed, tuple(shared_dims))
+        self._check_budget(study)
+        return study
+
+    def _check_data(self) -> tuple[DatasetEntry | None, dict[str, Any]]:
+        data = self.spec.data
+        if data.name not in DATASETS:
+            self.fail(("data", "name"), _unknown("data set", data.name, DATASETS))
+            return None, {}
+        entry = DATASETS[data.name]
+        model: type[BaseModel] = entry.params_model()
+        try:
+            params = model.model_validate(data.params)
+        except ValidationError as error:
+            for e in error.errors():
+                self.issues.append(_pydantic_issue(e, ("data", "params"), known=list(model.model_fields)))
+            return entry, {}
+        return entry, params.model_dump(mode="json")
+
+    def _check_model(self, index: int, model: Any, dataset: DatasetEntry | None) -> ModelPlan | None:
+        where: Location = ("models", index)
+        if model.name not in MODELS:
+            self.fail(where + ("name",), _unknown("model", model.name, MODELS))
+            return None
+        entry = MODELS[model.name]
+        if model.key in [m.key for m in self.spec.models[:index]]:
+            self.fail(where + ("label" if model.label else "name",), f"{model.key!r} appears twice: give each a label")
+        if dataset is not None and (entry.task, entry.spatial_dims) != (dataset.task, dataset.spatial_dims):
+            self.fail(
+                where + ("name",),
+                f"{model.name} is a {entry.spatial_dims}D {entry.task} model, but data set {dataset.name!r} is "
+                f"{dataset.spatial_dims}D {dataset.task} data",
+            )
+        parameters = {**constructor_parameters(entry.target), **_training_parameters()}
+        for name in INJECTED_PARAMETERS:
+            parameters.pop(name, None)
+        fixed: dict[str, Any] = {}
+        if model.preset is not None:
+            if model.preset not in entry.presets:
+                self.fail(where + ("preset",), _unknown(f"preset of {model.name}", model.preset, entry.presets))
+            else:
+                fixed.update(self._check_space(where + ("preset",), dict(entry.presets[model.preset]), parameters, "")[0])
+        for name, value in model.params.items():
+            if isinstance(value, dict) and {"low", "high", "choices"} & set(value):
+                self.fail(where + ("params", name), "a search space belongs under 'search', params are fixed")
+        params_fixed, _ = self._check_space(where + ("params",), dict(model.params), parameters, "")
+        fixed.update(params_fixed)
+        searched_fixed, dimensions = self._check_space(where + ("search",), dict(model.search), parameters, f"{model.key}.")
+        fixed.update(searched_fixed)
+        given = set(fixed) | {d.target for d in dimensions}
+        for name, parameter in parameters.items():
+            if parameter.required and name not in given:
+                self.fail(where + ("params",), f"{model.name} needs a value for {name!r}")
+        if "loss" in fixed and fixed["loss"] not in TASKS[entry.task].losses:
+            self.fail(where, f"loss must be one of {list(TASKS[entry.task].losses)} for the {entry.task} task")
+        return ModelPlan(model.key, entry, fixed, tuple(dimensions))
+
+    def _check_space(
+        self, where: Location, space: dict[str, Any], parameters: Mapping[str, Parameter], prefix: str
+    ) -> tuple[dict[str, Any], list[Dimension]]:
+        fixed: dict[str, Any] = {}
+        dimensions: list[Dimension] = []
+        for name, value in space.items():
+            at = where + (name,)
+            if name not in parameters:
+                close = difflib.get_close_matches(name, list(parameters), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(sorted(parameters))})"
+                self.fail(at, "unknown parameter" + hint)
+                continue
+            adapter = _adapter(parameters[name])
+            if isinstance(value, Choices):
+                dimension = self._check_choices(at, prefix + name, name, value, adapter)
+            elif isinstance(value, Range):
+                dimension = self._check_range(at, prefix + name, name, value, adapter)
+            else:
+                if self._check_value(at, value, adapter):
+                    fixed[name] = _normalised(value, adapter)
+                continue
+            if dimension is not None:
+                dimensions.append(dimension)
+        return fixed, dimensions
+
+    def _check_value(self, at: Location, value: Any, adapter: TypeAdapter[Any] | None) -> bool:
+        if adapter is None:
+            return True
+        try:
+            adapter.validate_python(value)
+        except ValidationError as error:
+            self.fail(at, _first_message(error))
+            return False
+        return True
+
+    def _check_choices(
+        self, at: Location, name: str, target: str, space: Choices, adapter: TypeAdapter[Any] | None
+    ) -> Dimension | None:
+        if not space.choices:
+            self.fail(at + ("choices",), "must list at least one choice")
+            return None
+        valid = all(self._check_value(at + ("choices", i), c, adapter) for i, c in enumerate(space.choices))
+        repeated = {repr(c) for c in space.choices if space.choices.count(c) > 1}
+        if repeated:
+            self.fail(at + ("choices",), f"repeats {', '.join(sorted(repeated))}")
+        if not valid or repeated:
+            return None
+        return Dimension(name, target, choices=tuple(_normalised(c, adapter) for c in space.choices))
+
+    def _check_range(
+        self, at: Location, name: str, target: str, space: Range, adapter: TypeAdapter[Any] | None
+    ) -> Dimension | None:
+        integer = _takes_only_integers(adapter, space)
+        before = len(self.issues)
+        numbers = {"low": space.low, "high": space.high} | ({"step": space.step} if space.step is not None else {})
+        if integer:
+            for key, number in numbers.items():
+                if number != int(number):
+                    self.fail(at + (key,), f"must be an integer: {target} takes integers")
+        if space.low > space.high:
+            self.fail(at + ("low",), f"must be <= high ({space.low} > {space.high})")
+        if space.log and space.low <= 0:
+            self.fail(at + ("low",), "must be > 0 for a log scale")
+        if space.log and space.step is not None:
+            self.fail(at + ("step",), "cannot be combined with log: true")
+        if space.step is not None and space.step <= 0:
+            self.fail(at + ("step",), "must be > 0")
+        for key in ("low", "high"):
+            if not any(issue.location == at + (key,) for issue in self.issues[before:]):
+                self._check_value(at + (key,), numbers[key], adapter)
+        if len(self.issues) > before:
+            return None
+        cast = int if integer else float
+        step = cast(space.step) if space.step is not None else None
+        return Dimension(name, target, cast(space.low), cast(space.high), space.log, step, integer=integer)
+
+    def _check_objectives(self, models: list[ModelPlan]) -> None:
+        for index, objective in enumerate(self.spec.objectives):
+            at: Location = ("objective", index, "metric") if isinstance(self.spec.objective, list) else ("objective", "metric")
+            if objective.metric.startswith("test_"):
+                self.fail(at, f"{objective.metric!r} is measured on the test split: tuning on it leaks the test set")
+                continue
+            missing = [p.key for p in models if objective.metric not in _metrics_of(p.entry)]
+            if missing:
+                produced = sorted(set.intersection(*(set(_metrics_of(p.entry)) for p in models)) - {""})
+                self.fail(at, f"{objective.metric!r} is not logged by {', '.join(missing)} (available: {', '.join(m for m in produced if not m.startswith('test_'))})")
+
+    def _check_strategy(self, models: list[ModelPlan], shared: list[Dimension]) -> None:
+        spec = self.spec
+        if len(spec.objectives) > 1 and spec.pruner.name != "none":
+            self.fail(("pruner", "name"), "pruning needs a single objective (Optuna cannot prune multi-objective trials)")
+        if spec.sampler.name == "grid":
+            for plan_where, dims in [(("search",), shared)] + [(("models", i, "search"), list(p.dimensions)) for i, p in enumerate(models)]:
+                for d in dims:
+                    if not d.discrete:
+                        self.fail(plan_where + (d.target,), "a grid needs discrete values: give choices or a step")
+        from sweeplab.strategies import build_pruner, build_sampler
+
+        # Building them is cheap and checks the kwargs against the real constructors.
+        builders = {
+            "sampler": lambda: build_sampler(spec.sampler, spec.trainer.seed, len(spec.objectives)),
+            "pruner": lambda: build_pruner(spec.pruner),
+        }
+        for key, build in builders.items():
+            try:
+                build()
+            except TypeError as error:
+                self.fail((key, "kwargs"), str(error))
+            except ValueError as error:
+                self.fail((key,), str(error))
+
+    def _check_uris(self) -> None:
+        for key, schemes in _URI_SCHEMES.items():
+            value = self.spec.storage if key == "storage" else self.spec.tracking.uri
+            scheme = value.split(":", 1)[0].split("+", 1)[0] if ":" in value else ""
+            if scheme not in schemes:
+                at: Location = tuple(key.split("."))
+                self.fail(at, f"{value!r} is not a supported URL (schemes: {', '.join(schemes)})")
+
+    def _check_budget(self, study: Study) -> None:
+        budget = self.spec.budget
+        if self.spec.sampler.name == "grid":
+            size = len(study.grid())
+            if budget.n_trials is not None and budget.n_trials > size:
+                self.fail(("budget", "n_trials"), f"the grid has only {size} points")
+        elif budget.n_trials is None and budget.timeout is None:
+            self.fail(("budget",), "give n_trials or timeout")
+
+
+def _unknown(kind: str, name: str, known: Mapping[str, Any]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f"unknown {kind} {name!r}" + (f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(sorted(known))})")
+
+
+def _metrics_of(entry: ModelEntry) -> tuple[str, ...]:
+    return TASKS[entry.task].metrics + PLATFORM_METRICS
+
+
+def _training_parameters() -> dict[str, Parameter]:
+    return {name: Parameter(name, "training", info.default) for name, info in _TRAINING_FIELDS.items()}
+
+
+_ANNOTATION_NAMESPACE: dict[str, Any] = {
+    "Literal": typing.Literal, "Optional": typing.Optional, "Union": typing.Union, "Sequence": typing.Sequence,
+}
+
+
+def _adapter(parameter: Parameter) -> TypeAdapter[Any] | None:
+    """A validator for the parameter's declared type, or None when it cannot be known without importing."""
+    if parameter.annotation == "training":
+        info = _TRAINING_FIELDS[parameter.name]
+        if not info.metadata:
+            return TypeAdapter(info.annotation)
+        return TypeAdapter(typing.Annotated[(info.annotation, *info.metadata)])  # type: ignore[valid-type]
+    if parameter.annotation is None:
+        return None
+    try:
+        annotation = eval(parameter.annotation, dict(_ANNOTATION_NAMESPACE))  # noqa: S307 - our own source
+        return TypeAdapter(annotation)
+    except Exception:  # a type that needs an import (a tensor, a module): not checked here
+        return None
+
+
+def _takes_only_integers(adapter: TypeAdapter[Any] | None, space: Range) -> bool:
+    if adapter is None:
+        return all(isinstance(v, int) for v in (space.low, space.high, space.step or 1))
+    try:
+        adapter.validate_python(0.5, strict=True)
+    except ValidationError:
+        return True
+    return False
+
+
+def _normalised(value: Any, adapter: TypeAdapter[Any] | None) -> Any:
+    # Keep YAML's value but as the declared type (an int where a float is declared becomes a float).
+    if adapter is None:
+        return value
+    validated = adapter.validate_python(value)
+    return validated if isinstance(validated, (bool, int, float, str, type(None), list, dict, tuple)) else value
+
+
+def _first_message(error: ValidationError) -> str:
+    details = error.errors()[0]
+    return details["msg"].removeprefix("Value error, ").replace("Input should be", "must be")

@@ -1,0 +1,47 @@
+"""Shared fixtures: every test writes its databases and data into its own temporary folder."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+# A complete, valid study small enough to run in seconds; tests derive bad variants from it.
+TINY_STUDY = """\
+name: tiny
+objective:
+  metric: val_rel_l2
+  direction: minimize
+data:
+  name: darcy
+  params: {fine_resolution: 33, resolution: 17, n_train: 16, n_val: 8, n_test: 8, seed: 0}
+models:
+  - name: fno2d
+    params: {n_layers: 2, padding: 0, projection_width: 16}
+    search:
+      width: {choices: [4, 8]}
+      modes: {low: 2, high: 4}
+search:
+  lr: {low: 1.0e-3, high: 1.0e-2, log: true}
+  batch_size: 8
+trainer:
+  max_epochs: 2
+sampler: random
+budget:
+  n_trials: 3
+"""
+
+
+@pytest.fixture(autouse=True)
+def _isolated_data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Generated data goes to one folder per test session, never to the user's cache.
+    monkeypatch.setenv("SWEEPLAB_DATA_DIR", str(tmp_path_factory.getbasetemp() / "data"))
+
+
+def write_study(folder: Path, text: str, name: str = "study.yaml") -> Path:
+    path = folder / name
+    path.write_text(textwrap.dedent(text))
+    return path
