@@ -38,7 +38,7 @@ class PruningCallback(pl.Callback):
         epoch = trainer.current_epoch
         value = float(trainer.callback_metrics[self.metric])
         if not math.isfinite(value):
-            raise NonFiniteLoss(f"{self.metric} is {value} at epoch {epoch}")
+            raise NonFiniteLoss(f"{self.metric} is not finite ({value}) at epoch {epoch}")
         self.trial.report(value, step=epoch)
         if self.trial.should_prune():
             raise optuna.TrialPruned(f"pruned at epoch {epoch} with {self.metric}={value:.6g}")
@@ -63,7 +63,9 @@ class GuardCallback(pl.Callback):
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         if loss is not None and not bool(loss.isfinite()):
-            raise NonFiniteLoss(f"training loss is {float(loss)} at epoch {trainer.current_epoch}, batch {batch_idx}")
+            raise NonFiniteLoss(
+                f"training loss is not finite ({float(loss)}) at epoch {trainer.current_epoch}, batch {batch_idx}"
+            )
 
 
 class EpochCallback(pl.Callback):

@@ -135,7 +135,8 @@ class StudyRunner:
         from sweeplab.strategies import build_pruner, build_sampler
 
         spec = self.study.spec
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        # Optuna would log each failed trial with its traceback; the progress display gives the reason instead.
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
         prepare_sqlite(self.storage)
         return optuna.create_study(
             study_name=spec.name,

@@ -28,10 +28,13 @@ class TrialResult:
 
 
 def quiet_lightning() -> None:
-    # Lightning's banner lines ("GPU available: ...") and hints about small data would bury the progress display.
-    for name in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    """Lightning's banner lines ("GPU available: ...", tips) would bury the progress display."""
+    import pytorch_lightning  # noqa: F401 - it sets its loggers' levels on import; ours must come after
+
+    for name in ("pytorch_lightning", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=r".*(does not have many workers|smaller than the logging interval).*")
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
 
 
 def train_trial(

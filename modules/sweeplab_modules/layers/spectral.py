@@ -97,8 +97,8 @@ class SpectralConv(nn.Module):
         too_small.append(grid_shape[-1] // 2 + 1 < self.modes[-1])
         if any(too_small):
             raise ValueError(
-                f"grid {grid_shape} is too coarse for modes {self.modes}: "
-                "need at least 2 * modes points per dimension"
+                f"grid {grid_shape} is too coarse for modes {self.modes}: need n >= 2 * modes "
+                "along the leading dims and n >= 2 * (modes - 1) along the last"
             )
 
 

@@ -149,6 +149,8 @@ def _available_cores() -> int:
 def _limit_worker_threads() -> None:
     # SuperLU calls BLAS; one multi-threaded OpenBLAS per worker process oversubscribes the cores (measured on
     # 2 cores: 2 workers took 10.0 s for 100 samples at 141^2 with default threads, 4.5 s with one thread each).
+    # threadpoolctl only reaches libraries already loaded: load scipy's own OpenBLAS first.
+    import scipy.sparse.linalg  # noqa: F401
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=1)

@@ -1,0 +1,176 @@
+"""End-to-end: real studies on tiny Darcy data into real SQLite Optuna and MLflow stores."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+from conftest import TINY_STUDY, write_study
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+from sweeplab._runner import INTERRUPTED_ATTR, REASON_ATTR, RETRY_OF_ATTR, RUN_ATTR, run_study
+from sweeplab.data import load_dataset
+from sweeplab.spec import load_study
+
+pytestmark = pytest.mark.slow
+
+
+def _stores(folder: Path) -> tuple[str, str]:
+    return f"sqlite:///{folder}/optuna.db", f"sqlite:///{folder}/mlflow.db"
+
+
+def _runs(tracking: str, experiment: str) -> tuple[object, list]:
+    client = MlflowClient(tracking)
+    experiment_id = client.get_experiment_by_name(experiment).experiment_id
+    runs = client.search_runs([experiment_id], max_results=1000)
+    parents = [r for r in runs if r.data.tags.get("sweeplab.role") == "study"]
+    children = [r for r in runs if r.data.tags.get("sweeplab.role") == "trial"]
+    assert len(parents) == 1, [r.data.tags for r in runs]
+    return parents[0], children
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory):
+    folder = tmp_path_factory.mktemp("tiny")
+    storage, tracking = _stores(folder)
+    study = load_study(write_study(folder, TINY_STUDY))
+    outcome = run_study(study, storage=storage, tracking_uri=tracking)
+    return folder, storage, tracking, outcome
+
+
+def test_optuna_storage_has_the_finished_trials(tiny_run) -> None:
+    _, storage, _, outcome = tiny_run
+    trials = optuna.load_study(study_name="tiny", storage=storage).get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
+    assert outcome.finished == 3 and not outcome.interrupted
+
+
+def test_mlflow_has_a_parent_and_one_nested_child_per_trial(tiny_run) -> None:
+    _, storage, tracking, outcome = tiny_run
+    parent, children = _runs(tracking, "tiny")
+    assert parent.info.run_id == outcome.parent_run_id and parent.info.status == "FINISHED"
+    assert len(children) == 3
+    trials = {t.number: t for t in optuna.load_study(study_name="tiny", storage=storage).get_trials()}
+    for child in children:
+        tags, params, metrics = child.data.tags, child.data.params, child.data.metrics
+        assert tags["mlflow.parentRunId"] == parent.info.run_id
+        trial = trials[int(tags["sweeplab.trial"])]
+        assert trial.user_attrs[RUN_ATTR] == child.info.run_id
+        assert tags["sweeplab.state"] == "COMPLETE" and child.info.status == "FINISHED"
+        assert tags["sweeplab.architecture"] == "fno2d"
+        assert params["model.width"] == str(trial.params["fno2d.width"])
+        assert float(params["lr"]) == pytest.approx(trial.params["lr"])
+        assert params["seed"] == "0" and len(params["data.identity"]) >= 16
+        assert {"val_rel_l2", "val_loss", "train_loss", "test_rel_l2", "n_params", "fit_seconds"} <= set(metrics)
+        assert metrics["val_rel_l2"] == trial.value
+        history = MlflowClient(tracking).get_metric_history(child.info.run_id, "val_rel_l2")
+        assert [m.step for m in history] == [0, 1]  # one value per epoch
+        for package in ("python", "torch", "pytorch_lightning", "optuna", "mlflow", "sweeplab"):
+            assert tags[f"sweeplab.version.{package}"]
+
+
+def test_best_trial_equals_the_best_child_run_and_has_the_checkpoint(tiny_run) -> None:
+    _, _, tracking, outcome = tiny_run
+    parent, children = _runs(tracking, "tiny")
+    best_child = min(children, key=lambda r: r.data.metrics["val_rel_l2"])
+    assert outcome.best_values == [best_child.data.metrics["val_rel_l2"]]
+    assert outcome.best_trial == int(best_child.data.tags["sweeplab.trial"])
+    assert parent.data.tags["sweeplab.best_run_id"] == best_child.info.run_id
+    client = MlflowClient(tracking)
+    assert {a.path for a in client.list_artifacts(best_child.info.run_id, "model")} == {"model/model.ckpt", "model/model.json"}
+    assert "study.yaml" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+
+
+def test_a_short_study_learns_darcy(tmp_path: Path) -> None:
+    # One FNO trial of 40 epochs on 64 samples must beat the best constant guess (the training mean field) by far.
+    text = (
+        TINY_STUDY.replace("  max_epochs: 2", "  max_epochs: 40")
+        .replace("n_train: 16", "n_train: 64")
+        .replace("      width: {choices: [4, 8]}\n      modes: {low: 2, high: 4}\n", "      width: 16\n      modes: 6\n")
+        .replace("lr: {low: 1.0e-3, high: 1.0e-2, log: true}", "lr: 5.0e-3")
+        .replace("  n_trials: 3", "  n_trials: 1")
+    )
+    study = load_study(write_study(tmp_path, text))
+    outcome = run_study(study, *_stores(tmp_path))
+    data = load_dataset("darcy", study.data_params)
+    mean_field = data.y_train.mean(axis=0, keepdims=True)
+    error = np.linalg.norm((data.y_val - mean_field).reshape(len(data.y_val), -1), axis=1)
+    baseline = float(np.mean(error / np.linalg.norm(data.y_val.reshape(len(data.y_val), -1), axis=1)))
+    assert outcome.best_values[0] < 0.5 * baseline, (outcome.best_values, baseline)
+
+
+def test_a_diverging_trial_fails_with_its_reason_and_the_study_goes_on(tmp_path: Path) -> None:
+    text = TINY_STUDY.replace(
+        "search:\n  lr: {low: 1.0e-3, high: 1.0e-2, log: true}",
+        "search:\n  optimizer: sgd\n  momentum: 0.0\n  lr: {choices: [1.0e+30, 1.0e-3]}",
+    ).replace("      width: {choices: [4, 8]}\n      modes: {low: 2, high: 4}\n", "      width: {choices: [4]}\n      modes: {choices: [2]}\n")
+    text = text.replace("sampler: random", "sampler: grid").replace("  n_trials: 3\n", "  n_trials: 2\n")
+    storage, tracking = _stores(tmp_path)
+    outcome = run_study(load_study(write_study(tmp_path, text)), storage=storage, tracking_uri=tracking)
+    trials = optuna.load_study(study_name="tiny", storage=storage).get_trials()
+    by_lr = {t.params["lr"]: t for t in trials}
+    diverged, healthy = by_lr[1e30], by_lr[1e-3]
+    assert diverged.state == TrialState.FAIL and "not finite" in diverged.user_attrs[REASON_ATTR]
+    assert healthy.state == TrialState.COMPLETE and outcome.finished == 2
+    _, children = _runs(tracking, "tiny")
+    failed = [r for r in children if r.data.tags["sweeplab.state"] == "FAIL"]
+    assert len(failed) == 1 and failed[0].info.status == "FAILED"
+    assert "not finite" in failed[0].data.tags["sweeplab.reason"]
+
+
+def test_interrupted_study_resumes_without_repeating_finished_work(tmp_path: Path) -> None:
+    # Trials long enough to be interrupted in the middle: more epochs, one trial at a time.
+    text = TINY_STUDY.replace("  max_epochs: 2", "  max_epochs: 40").replace("  n_trials: 3", "  n_trials: 2")
+    study_file = write_study(tmp_path, text)
+    storage, tracking = _stores(tmp_path)
+    command = [sys.executable, "-m", "sweeplab", "run", str(study_file), "--storage", storage, "--tracking-uri", tracking]
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        if (tmp_path / "optuna.db").exists():
+            try:
+                trials = optuna.load_study(study_name="tiny", storage=storage).get_trials()
+            except KeyError:
+                continue
+            if any(t.state == TrialState.COMPLETE for t in trials) and any(t.state == TrialState.RUNNING for t in trials):
+                break
+    else:
+        process.kill()
+        pytest.fail("the study never reached its second trial")
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 130, output
+    assert "Run the same command to resume" in output
+
+    trials = optuna.load_study(study_name="tiny", storage=storage).get_trials()
+    interrupted = [t for t in trials if t.user_attrs.get(INTERRUPTED_ATTR)]
+    assert len(interrupted) == 1 and interrupted[0].state == TrialState.FAIL
+    waiting = [t for t in trials if t.state == TrialState.WAITING]
+    assert len(waiting) == 1 and waiting[0].system_attrs["fixed_params"] == interrupted[0].params
+    parent, children = _runs(tracking, "tiny")
+    assert parent.info.status == "KILLED"
+    killed = [r for r in children if r.info.status == "KILLED"]
+    assert [r.data.tags["sweeplab.trial"] for r in killed] == [str(interrupted[0].number)]
+    completed_before = {t.number for t in trials if t.state == TrialState.COMPLETE}
+
+    resumed = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    trials = optuna.load_study(study_name="tiny", storage=storage).get_trials()
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == 2
+    assert completed_before <= {t.number for t in complete}  # earlier work kept, not redone
+    retried = [t for t in complete if t.user_attrs.get(RETRY_OF_ATTR) == interrupted[0].number]
+    assert len(retried) == 1 and retried[0].params == interrupted[0].params
+    parent_after, children_after = _runs(tracking, "tiny")
+    assert parent_after.info.run_id == parent.info.run_id and parent_after.info.status == "FINISHED"
+    assert not [r for r in children_after if r.info.status == "RUNNING"]
+    assert len(children_after) == len(trials)  # one run per trial that started, the killed one included
