@@ -1,5 +1,5 @@
-"""The Darcy data set: the solver against a manufactured solution, the random field's statistics, the generator's
-determinism and layout, and the parameter model."""
+"""The Darcy data set: the solver against a manufactured solution, the random field's statistics, the
+generator's determinism and layout, and the parameter model."""
 
 from __future__ import annotations
 

@@ -16,8 +16,15 @@ import pytest
 from pydantic import ValidationError
 
 import sweeplab.data
-from sweeplab.data import DATASETS, OperatorData, dataset_identity, default_data_dir, load_dataset
-from sweeplab.data import _cache, darcy
+from sweeplab.data import (
+    DATASETS,
+    OperatorData,
+    _cache,
+    darcy,
+    dataset_identity,
+    default_data_dir,
+    load_dataset,
+)
 
 TINY = {"n_train": 4, "n_val": 2, "n_test": 3, "fine_resolution": 17, "resolution": 9, "seed": 1}
 ARRAY_KEYS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
@@ -25,7 +32,7 @@ ARRAY_KEYS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
 
 @pytest.fixture
 def generator_calls(monkeypatch: pytest.MonkeyPatch) -> list[darcy.DarcyParams]:
-    """Counts calls of the Darcy generator (the cache finds it by import path, so patching the module works)."""
+    """Counts calls of the Darcy generator (looked up by import path, so patching the module works)."""
     calls: list[darcy.DarcyParams] = []
     real_generator = darcy.generate_darcy
 

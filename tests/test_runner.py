@@ -84,7 +84,10 @@ def test_best_trial_equals_the_best_child_run_and_has_the_checkpoint(tiny_run) -
     assert outcome.best_trial == int(best_child.data.tags["sweeplab.trial"])
     assert parent.data.tags["sweeplab.best_run_id"] == best_child.info.run_id
     client = MlflowClient(tracking)
-    assert {a.path for a in client.list_artifacts(best_child.info.run_id, "model")} == {"model/model.ckpt", "model/model.json"}
+    assert {a.path for a in client.list_artifacts(best_child.info.run_id, "model")} == {
+        "model/model.ckpt",
+        "model/model.json",
+    }
     assert "study.yaml" in {a.path for a in client.list_artifacts(parent.info.run_id)}
 
 
@@ -93,7 +96,9 @@ def test_a_short_study_learns_darcy(tmp_path: Path) -> None:
     text = (
         TINY_STUDY.replace("  max_epochs: 2", "  max_epochs: 40")
         .replace("n_train: 16", "n_train: 64")
-        .replace("      width: {choices: [4, 8]}\n      modes: {low: 2, high: 4}\n", "      width: 16\n      modes: 6\n")
+        .replace(
+            "      width: {choices: [4, 8]}\n      modes: {low: 2, high: 4}\n", "      width: 16\n      modes: 6\n"
+        )
         .replace("lr: {low: 1.0e-3, high: 1.0e-2, log: true}", "lr: 5.0e-3")
         .replace("  n_trials: 3", "  n_trials: 1")
     )
@@ -110,7 +115,10 @@ def test_a_diverging_trial_fails_with_its_reason_and_the_study_goes_on(tmp_path:
     text = TINY_STUDY.replace(
         "search:\n  lr: {low: 1.0e-3, high: 1.0e-2, log: true}",
         "search:\n  optimizer: sgd\n  momentum: 0.0\n  lr: {choices: [1.0e+30, 1.0e-3]}",
-    ).replace("      width: {choices: [4, 8]}\n      modes: {low: 2, high: 4}\n", "      width: {choices: [4]}\n      modes: {choices: [2]}\n")
+    ).replace(
+        "      width: {choices: [4, 8]}\n      modes: {low: 2, high: 4}\n",
+        "      width: {choices: [4]}\n      modes: {choices: [2]}\n",
+    )
     text = text.replace("sampler: random", "sampler: grid").replace("  n_trials: 3\n", "  n_trials: 2\n")
     storage, tracking = _stores(tmp_path)
     outcome = run_study(load_study(write_study(tmp_path, text)), storage=storage, tracking_uri=tracking)
@@ -130,7 +138,17 @@ def test_interrupted_study_resumes_without_repeating_finished_work(tmp_path: Pat
     text = TINY_STUDY.replace("  max_epochs: 2", "  max_epochs: 40").replace("  n_trials: 3", "  n_trials: 2")
     study_file = write_study(tmp_path, text)
     storage, tracking = _stores(tmp_path)
-    command = [sys.executable, "-m", "sweeplab", "run", str(study_file), "--storage", storage, "--tracking-uri", tracking]
+    command = [
+        sys.executable,
+        "-m",
+        "sweeplab",
+        "run",
+        str(study_file),
+        "--storage",
+        storage,
+        "--tracking-uri",
+        tracking,
+    ]
     process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
@@ -140,7 +158,9 @@ def test_interrupted_study_resumes_without_repeating_finished_work(tmp_path: Pat
                 trials = optuna.load_study(study_name="tiny", storage=storage).get_trials()
             except KeyError:
                 continue
-            if any(t.state == TrialState.COMPLETE for t in trials) and any(t.state == TrialState.RUNNING for t in trials):
+            if any(t.state == TrialState.COMPLETE for t in trials) and any(
+                t.state == TrialState.RUNNING for t in trials
+            ):
                 break
     else:
         process.kill()

@@ -79,7 +79,9 @@ def test_model_override_of_a_shared_dimension_and_two_architectures() -> None:
 
 
 def test_grid_lists_every_point_of_each_architecture() -> None:
-    text = _replace("sampler: random", "sampler: grid").replace("lr: {low: 1.0e-3, high: 1.0e-2, log: true}", "lr: {choices: [0.001, 0.01]}")
+    text = _replace("sampler: random", "sampler: grid").replace(
+        "lr: {low: 1.0e-3, high: 1.0e-2, log: true}", "lr: {choices: [0.001, 0.01]}"
+    )
     text = text.replace("  n_trials: 3\n", "  n_jobs: 1\n")
     study = parse_study(text, "s.yaml")
     assert len(study.grid()) == 2 * 3 * 2  # width x modes 2..4 x lr
@@ -90,37 +92,146 @@ BAD_STUDIES = [
     ("yaml syntax", _replace("  direction: minimize", "  direction: [minimize"), ":5", "flow sequence on line 4"),
     ("empty file", "", ":1", "got empty"),
     ("not a mapping", "- a\n- b\n", ":1", "mapping"),
-    ("duplicate key", _replace("  direction: minimize\n", "  direction: minimize\n  direction: maximize\n"), ":5", "duplicate key 'direction'"),
+    (
+        "duplicate key",
+        _replace("  direction: minimize\n", "  direction: minimize\n  direction: maximize\n"),
+        ":5",
+        "duplicate key 'direction'",
+    ),
     ("unknown top-level key", TINY_STUDY + "epochs: 3\n", ":22 epochs", "unknown key"),
-    ("unknown nested key", _replace("  max_epochs: 2", "  max_epoch: 2"), ":18 trainer.max_epoch", "did you mean 'max_epochs'"),
+    (
+        "unknown nested key",
+        _replace("  max_epochs: 2", "  max_epoch: 2"),
+        ":18 trainer.max_epoch",
+        "did you mean 'max_epochs'",
+    ),
     ("missing field", _replace("name: tiny\n", ""), "name", "required"),
     ("wrong type", _replace("  n_trials: 3", "  n_trials: many"), ":21 budget.n_trials", "valid integer"),
-    ("negative budget", _replace("  n_trials: 3", "  n_trials: -1"), ":21 budget.n_trials", "greater than or equal to 1"),
-    ("low > high", _replace("modes: {low: 2, high: 4}", "modes: {low: 5, high: 4}"), ":13 models[0].search.modes.low", "must be <= high"),
-    ("log with non-positive bound", _replace("lr: {low: 1.0e-3,", "lr: {low: 0.0,"), ":15 search.lr.low", "must be > 0 for a log scale"),
+    (
+        "negative budget",
+        _replace("  n_trials: 3", "  n_trials: -1"),
+        ":21 budget.n_trials",
+        "greater than or equal to 1",
+    ),
+    (
+        "low > high",
+        _replace("modes: {low: 2, high: 4}", "modes: {low: 5, high: 4}"),
+        ":13 models[0].search.modes.low",
+        "must be <= high",
+    ),
+    (
+        "log with non-positive bound",
+        _replace("lr: {low: 1.0e-3,", "lr: {low: 0.0,"),
+        ":15 search.lr.low",
+        "must be > 0 for a log scale",
+    ),
     ("log with step", _replace("log: true}", "log: true, step: 0.001}"), ":15 search.lr.step", "cannot be combined"),
-    ("empty choices", _replace("width: {choices: [4, 8]}", "width: {choices: []}"), ":12 models[0].search.width.choices", "at least one choice"),
-    ("repeated choice", _replace("width: {choices: [4, 8]}", "width: {choices: [4, 4]}"), ":12 models[0].search.width.choices", "repeats 4"),
-    ("range not a number", _replace("modes: {low: 2, high: 4}", "modes: {low: two, high: 4}"), ":13 models[0].search.modes.low", "must be a number"),
-    ("float range for an int parameter", _replace("modes: {low: 2, high: 4}", "modes: {low: 2.5, high: 4}"), ":13 models[0].search.modes.low", "must be an integer"),
+    (
+        "empty choices",
+        _replace("width: {choices: [4, 8]}", "width: {choices: []}"),
+        ":12 models[0].search.width.choices",
+        "at least one choice",
+    ),
+    (
+        "repeated choice",
+        _replace("width: {choices: [4, 8]}", "width: {choices: [4, 4]}"),
+        ":12 models[0].search.width.choices",
+        "repeats 4",
+    ),
+    (
+        "range not a number",
+        _replace("modes: {low: 2, high: 4}", "modes: {low: two, high: 4}"),
+        ":13 models[0].search.modes.low",
+        "must be a number",
+    ),
+    (
+        "float range for an int parameter",
+        _replace("modes: {low: 2, high: 4}", "modes: {low: 2.5, high: 4}"),
+        ":13 models[0].search.modes.low",
+        "must be an integer",
+    ),
     ("unknown model", _replace("  - name: fno2d", "  - name: fno3000"), ":9 models[0].name", "unknown model 'fno3000'"),
-    ("unknown model parameter", _replace("n_layers: 2,", "n_layer: 2,"), ":10 models[0].params.n_layer", "did you mean 'n_layers'"),
-    ("wrong type of a model parameter", _replace("n_layers: 2,", "n_layers: deep,"), ":10 models[0].params.n_layers", "valid integer"),
-    ("injected parameter", _replace("n_layers: 2,", "in_channels: 3, n_layers: 2,"), ":10 models[0].params.in_channels", "unknown parameter"),
-    ("search space under params", _replace("n_layers: 2,", "n_layers: {low: 1, high: 3},"), ":10 models[0].params.n_layers", "belongs under 'search'"),
-    ("unknown preset", _replace("  - name: fno2d\n", "  - name: fno2d\n    preset: huge\n"), ":10 models[0].preset", "unknown preset"),
+    (
+        "unknown model parameter",
+        _replace("n_layers: 2,", "n_layer: 2,"),
+        ":10 models[0].params.n_layer",
+        "did you mean 'n_layers'",
+    ),
+    (
+        "wrong type of a model parameter",
+        _replace("n_layers: 2,", "n_layers: deep,"),
+        ":10 models[0].params.n_layers",
+        "valid integer",
+    ),
+    (
+        "injected parameter",
+        _replace("n_layers: 2,", "in_channels: 3, n_layers: 2,"),
+        ":10 models[0].params.in_channels",
+        "unknown parameter",
+    ),
+    (
+        "search space under params",
+        _replace("n_layers: 2,", "n_layers: {low: 1, high: 3},"),
+        ":10 models[0].params.n_layers",
+        "belongs under 'search'",
+    ),
+    (
+        "unknown preset",
+        _replace("  - name: fno2d\n", "  - name: fno2d\n    preset: huge\n"),
+        ":10 models[0].preset",
+        "unknown preset",
+    ),
     ("unknown dataset", _replace("  name: darcy", "  name: darcyy"), ":6 data.name", "did you mean 'darcy'"),
     ("unknown data parameter", _replace("seed: 0}", "seed: 0, samples: 3}"), ":7 data.params.samples", "unknown key"),
     ("bad data parameter", _replace("resolution: 17,", "resolution: 16,"), ":7 data.params", "resolution"),
-    ("unknown shared key", _replace("  batch_size: 8", "  batchsize: 8"), ":16 search.batchsize", "did you mean 'batch_size'"),
-    ("bad shared value", _replace("  batch_size: 8", "  batch_size: 0"), ":16 search.batch_size", "greater than or equal to 1"),
+    (
+        "unknown shared key",
+        _replace("  batch_size: 8", "  batchsize: 8"),
+        ":16 search.batchsize",
+        "did you mean 'batch_size'",
+    ),
+    (
+        "bad shared value",
+        _replace("  batch_size: 8", "  batch_size: 0"),
+        ":16 search.batch_size",
+        "greater than or equal to 1",
+    ),
     ("unknown sampler", _replace("sampler: random", "sampler: bayes"), ":19 sampler.name", "must be 'tpe'"),
-    ("bad sampler kwarg", _replace("sampler: random", "sampler: {name: tpe, kwargs: {n_startup: 3}}"), ":19 sampler.kwargs", "n_startup"),
+    (
+        "bad sampler kwarg",
+        _replace("sampler: random", "sampler: {name: tpe, kwargs: {n_startup: 3}}"),
+        ":19 sampler.kwargs",
+        "n_startup",
+    ),
     ("unknown pruner", TINY_STUDY + "pruner: sometimes\n", ":22 pruner.name", "must be 'none'"),
-    ("metric no model produces", _replace("  metric: val_rel_l2", "  metric: val_accuracy"), ":3 objective.metric", "not logged by fno2d"),
-    ("test metric as objective", _replace("  metric: val_rel_l2", "  metric: test_rel_l2"), ":3 objective.metric", "leaks the test set"),
-    ("pruning a multi-objective study", _replace("objective:\n  metric: val_rel_l2\n  direction: minimize\n", "objective:\n  - {metric: val_rel_l2}\n  - {metric: n_params}\n") + "pruner: median\n", "pruner.name", "single objective"),
-    ("grid over a continuous range", _replace("sampler: random", "sampler: grid"), ":15 search.lr", "a grid needs discrete values"),
+    (
+        "metric no model produces",
+        _replace("  metric: val_rel_l2", "  metric: val_accuracy"),
+        ":3 objective.metric",
+        "not logged by fno2d",
+    ),
+    (
+        "test metric as objective",
+        _replace("  metric: val_rel_l2", "  metric: test_rel_l2"),
+        ":3 objective.metric",
+        "leaks the test set",
+    ),
+    (
+        "pruning a multi-objective study",
+        _replace(
+            "objective:\n  metric: val_rel_l2\n  direction: minimize\n",
+            "objective:\n  - {metric: val_rel_l2}\n  - {metric: n_params}\n",
+        )
+        + "pruner: median\n",
+        "pruner.name",
+        "single objective",
+    ),
+    (
+        "grid over a continuous range",
+        _replace("sampler: random", "sampler: grid"),
+        ":15 search.lr",
+        "a grid needs discrete values",
+    ),
     ("unsupported storage", TINY_STUDY + "storage: file:./optuna\n", ":22 storage", "not a supported URL"),
     ("no budget", _replace("budget:\n  n_trials: 3\n", ""), "budget", "give n_trials or timeout"),
 ]
@@ -142,13 +253,19 @@ def test_every_problem_is_reported_in_file_order() -> None:
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "sweeplab", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "sweeplab", *args], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.mark.parametrize("command", ["validate", "run"])
 def test_cli_rejects_a_bad_study_with_exit_2_and_writes_nothing(tmp_path: Path, command: str) -> None:
     bad = write_study(tmp_path, _replace("lr: {low: 1.0e-3,", "lr: {low: -1.0,"))
-    extra = ["--storage", f"sqlite:///{tmp_path}/o.db", "--tracking-uri", f"sqlite:///{tmp_path}/m.db"] if command == "run" else []
+    extra = (
+        ["--storage", f"sqlite:///{tmp_path}/o.db", "--tracking-uri", f"sqlite:///{tmp_path}/m.db"]
+        if command == "run"
+        else []
+    )
     result = _cli(command, str(bad), *extra, cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert f"{bad}:15 search.lr.low: must be > 0 for a log scale" in result.stderr

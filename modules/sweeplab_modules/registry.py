@@ -105,10 +105,10 @@ def _parameters_of(arguments: ast.arguments) -> dict[str, Parameter]:
     positional = arguments.posonlyargs + arguments.args
     defaults: list[Any] = [_REQUIRED] * (len(positional) - len(arguments.defaults))
     defaults += [_literal(d) for d in arguments.defaults]
-    pairs = list(zip(positional, defaults))[1:]  # drop self
+    pairs = list(zip(positional, defaults, strict=False))[1:]  # drop self
     pairs += [
         (arg, _REQUIRED if default is None else _literal(default))
-        for arg, default in zip(arguments.kwonlyargs, arguments.kw_defaults)
+        for arg, default in zip(arguments.kwonlyargs, arguments.kw_defaults, strict=False)
     ]
     return {
         arg.arg: Parameter(arg.arg, ast.unparse(arg.annotation) if arg.annotation else None, default)
@@ -154,26 +154,28 @@ MODELS: Mapping[str, ModelEntry] = _Registry(
     "model",
     [
         ModelEntry(
-            name="fno1d",
-            target="sweeplab_modules.operators.fno:FNO1d",
-            task="operator",
-            spatial_dims=1,
-            description="Fourier Neural Operator, 1D (Li et al. 2020)",
-            presets={
-                # The paper's first code: ReLU, no domain padding; the current reference code: GELU.
-                "paper": {"width": 64, "modes": 16, "n_layers": 4, "projection_width": 128, "padding": 0, "activation": "relu"},
-                "reference": {"width": 64, "modes": 16, "n_layers": 4, "projection_width": 128, "padding": 0, "activation": "gelu"},
-            },
-        ),
-        ModelEntry(
             name="fno2d",
             target="sweeplab_modules.operators.fno:FNO2d",
             task="operator",
             spatial_dims=2,
             description="Fourier Neural Operator, 2D (Li et al. 2020)",
             presets={
-                "paper": {"width": 32, "modes": 12, "n_layers": 4, "projection_width": 128, "padding": 0, "activation": "relu"},
-                "reference": {"width": 32, "modes": 12, "n_layers": 4, "projection_width": 128, "padding": 9, "activation": "gelu"},
+                "paper": {
+                    "width": 32,
+                    "modes": 12,
+                    "n_layers": 4,
+                    "projection_width": 128,
+                    "padding": 0,
+                    "activation": "relu",
+                },
+                "reference": {
+                    "width": 32,
+                    "modes": 12,
+                    "n_layers": 4,
+                    "projection_width": 128,
+                    "padding": 9,
+                    "activation": "gelu",
+                },
             },
         ),
     ],

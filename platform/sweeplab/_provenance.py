@@ -25,6 +25,7 @@ def versions() -> dict[str, str]:
 
 def git_state(directory: str | Path) -> dict[str, str]:
     """The commit of the repository holding ``directory`` (the study file's), and whether it had local changes."""
+
     def git(*args: str) -> str:
         return subprocess.run(
             ["git", "-C", str(directory), *args], capture_output=True, text=True, timeout=10, check=True

@@ -11,7 +11,7 @@ import shutil
 import signal
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -73,7 +73,8 @@ def finished_trials(trials: list[optuna.trial.FrozenTrial]) -> int:
     return sum(1 for t in trials if t.state in done and not t.user_attrs.get(INTERRUPTED_ATTR))
 
 
-def _best(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+def best_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The best trial, or the Pareto front of a multi-objective study; empty before a trial completes."""
     from optuna.trial import TrialState
 
     if not any(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
@@ -118,7 +119,9 @@ class StudyRunner:
         self.storage = storage or study.spec.storage
         self.tracking_uri = tracking_uri or study.spec.tracking.uri
         budget = study.spec.budget
-        self.n_trials = n_trials or budget.n_trials or (len(study.grid()) if study.spec.sampler.name == "grid" else None)
+        self.n_trials = (
+            n_trials or budget.n_trials or (len(study.grid()) if study.spec.sampler.name == "grid" else None)
+        )
         self.console = console or Console(stderr=True)
         self.interrupt = _InterruptSignal()
 
@@ -164,7 +167,7 @@ class StudyRunner:
             "sweeplab.role": "study",
             "sweeplab.study": spec.name,
             "sweeplab.storage": _redacted(self.storage),
-            **provenance_tags(self.study.source),
+            **self._provenance,
         }
         params = {
             "sampler": spec.sampler.name,
@@ -264,32 +267,33 @@ class StudyRunner:
         self.tracker.end_run(run_id, status, tags)
 
     def _after_trial(self, optuna_study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        """Runs after Optuna has recorded the trial's state: best-so-far, checkpoint, progress, budget."""
-        checkpoint, plan = self._checkpoints.pop(trial.number, (None, None))
-        best = _best(optuna_study)
-        if checkpoint is not None and trial.number in [t.number for t in best]:
-            run_id = trial.user_attrs[RUN_ATTR]
-            (checkpoint.parent / "model.json").write_text(
-                json.dumps({"architecture": plan.model_name, "params": plan.model_params, "training": plan.training.model_dump()}, indent=2)  # type: ignore[union-attr]
-            )
-            self.tracker.log_artifact(run_id, checkpoint, "model")
-            self.tracker.log_artifact(run_id, checkpoint.parent / "model.json", "model")
-            metrics = {f"best_{m}": v for m, v in zip(self.study.metrics, best[0].values)}
-            self.tracker.log(self.parent_run_id, metrics=metrics, step=trial.number)
-            self.tracker.log(self.parent_run_id, tags={"sweeplab.best_trial": best[0].number, "sweeplab.best_run_id": best[0].user_attrs.get(RUN_ATTR, "")})
+        """Runs after Optuna has recorded the trial's state: best so far, checkpoint, progress, budget."""
+        best = best_trials(optuna_study)
+        saved = self._checkpoints.pop(trial.number, None)
+        if saved is not None and trial.number in [t.number for t in best]:
+            self._record_best(trial, best[0], *saved)
         shutil.rmtree(self._workdir / f"trial-{trial.number}", ignore_errors=True)
         finished = finished_trials(optuna_study.get_trials(deepcopy=False))
-        value = format_value(trial.values[0] if trial.values and len(trial.values) == 1 else trial.values)
-        reason = trial.user_attrs.get(REASON_ATTR, "")
-        line = f"trial {trial.number:>3} {trial.state.name:<8} {trial.user_attrs.get('model', '?'):<12} {value}"
-        if reason and trial.state.name != "COMPLETE":
-            line += f"  [dim]{reason[:100]}[/]"
-        best_text = "best: -"
-        if best:
-            best_text = f"best {format_value(best[0].values if len(best[0].values) > 1 else best[0].value)} ({best[0].user_attrs.get('model')}, trial {best[0].number})"
-        self.progress.trial_finished(trial.number, finished, line, best_text)
+        self.progress.trial_finished(trial.number, finished, _trial_line(trial), _best_line(best))
         if self.interrupt.event.is_set() or (self.n_trials is not None and finished >= self.n_trials):
             optuna_study.stop()
+
+    def _record_best(
+        self, trial: optuna.trial.FrozenTrial, best: optuna.trial.FrozenTrial, checkpoint: Path, plan: TrialPlan
+    ) -> None:
+        """A new best trial: its weights (and how to rebuild the model) go to its run, its value to the parent."""
+        description = checkpoint.parent / "model.json"
+        rebuild = {"architecture": plan.model_name, "params": plan.model_params, "training": plan.training.model_dump()}
+        description.write_text(json.dumps(rebuild, indent=2))
+        run_id = trial.user_attrs[RUN_ATTR]
+        self.tracker.log_artifact(run_id, checkpoint, "model")
+        self.tracker.log_artifact(run_id, description, "model")
+        self.tracker.log(
+            self.parent_run_id,
+            metrics={f"best_{m}": v for m, v in zip(self.study.metrics, best.values, strict=True)},
+            tags={"sweeplab.best_trial": best.number, "sweeplab.best_run_id": best.user_attrs.get(RUN_ATTR, "")},
+            step=trial.number,
+        )
 
     # -- the study -----------------------------------------------------------------------------------------
     def run(self) -> StudyOutcome:
@@ -302,8 +306,8 @@ class StudyRunner:
         optuna_study = self._optuna_study()
         prepare_sqlite(self.tracking_uri)
         self.tracker = Tracker(self.tracking_uri, spec.experiment_name)
-        self.parent_run_id = self._open_parent(optuna_study, self.tracker)
         self._provenance = provenance_tags(self.study.source)
+        self.parent_run_id = self._open_parent(optuna_study, self.tracker)
         self._checkpoints: dict[int, tuple[Path, TrialPlan]] = {}
         self._set_threads()
         already = finished_trials(optuna_study.get_trials(deepcopy=False))
@@ -342,7 +346,7 @@ class StudyRunner:
         torch.set_num_threads(threads)
 
     def _outcome(self, optuna_study: optuna.Study, interrupted: bool) -> StudyOutcome:
-        best = _best(optuna_study)
+        best = best_trials(optuna_study)
         return StudyOutcome(
             study_name=optuna_study.study_name,
             storage=self.storage,
@@ -354,6 +358,23 @@ class StudyRunner:
             best_model=best[0].user_attrs.get("model") if best else None,
             interrupted=interrupted,
         )
+
+
+def _objective_text(values: Sequence[float] | None) -> str:
+    return format_value(values[0] if values and len(values) == 1 else values)
+
+
+def _trial_line(trial: optuna.trial.FrozenTrial) -> str:
+    line = f"trial {trial.number:>3} {trial.state.name:<8} {trial.user_attrs.get('model', '?'):<12} "
+    line += _objective_text(trial.values)
+    reason = trial.user_attrs.get(REASON_ATTR, "")
+    return line + (f"  [dim]{reason[:100]}[/]" if reason else "")  # only pruned and failed trials have one
+
+
+def _best_line(best: list[optuna.trial.FrozenTrial]) -> str:
+    if not best:
+        return "best: -"
+    return f"best {_objective_text(best[0].values)} ({best[0].user_attrs.get('model')}, trial {best[0].number})"
 
 
 def _redacted(url: str) -> str:

@@ -16,16 +16,21 @@ def print_studies(storage: str) -> int:
     from rich.table import Table
 
     from sweeplab._console import format_value
+    from sweeplab._runner import best_trials
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    table = Table(title=f"studies in {storage}")
-    for column in ("study", "direction", "complete", "pruned", "failed", "running", "best", "model", "trial"):
-        table.add_column(column, justify="right" if column in ("complete", "pruned", "failed", "running") else "left")
+    table = Table(title=f"studies in {storage}", title_justify="left")
+    table.add_column("study", overflow="fold")
+    table.add_column("direction")
+    for column in ("complete", "pruned", "failed", "running"):
+        table.add_column(column, justify="right")
+    for column in ("best", "model", "trial"):
+        table.add_column(column, no_wrap=True)
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
         trials = study.get_trials(deepcopy=False)
         counts = {state: sum(1 for t in trials if t.state == state) for state in TrialState}
-        best = _best_trials(study)
+        best = next(iter(best_trials(study)), None)
         table.add_row(
             summary.study_name,
             ", ".join(d.name.lower() for d in study.directions),
@@ -37,12 +42,8 @@ def print_studies(storage: str) -> int:
             str(best.user_attrs.get("model", "")) if best else "",
             str(best.number) if best else "",
         )
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:
+        console.width = 120  # a pipe or a file gets the whole table, not 80 truncated columns
+    console.print(table)
     return 0
-
-
-def _best_trials(study):  # type: ignore[no-untyped-def]
-    from sweeplab._runner import _best
-
-    best = _best(study)
-    return best[0] if best else None

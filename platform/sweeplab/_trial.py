@@ -51,9 +51,7 @@ def train_trial(
 
     trainer_spec = study.spec.trainer
     pl.seed_everything(trainer_spec.seed, verbose=False)
-    model = build_model(
-        plan.model_name, study.dataset.in_channels, study.dataset.out_channels, **plan.model_params
-    )
+    model = build_model(plan.model_name, study.dataset.in_channels, study.dataset.out_channels, **plan.model_params)
     task = import_target(study.task.target)(
         model, plan.training, in_channels=study.dataset.in_channels, out_channels=study.dataset.out_channels
     )

@@ -15,11 +15,18 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def ui_command(tracking_uri: str, host: str, port: int) -> list[str]:
     return [
-        sys.executable, "-m", "mlflow", "server",
-        "--backend-store-uri", tracking_uri,
-        "--host", host,
-        "--port", str(port),
-        "--workers", "1",
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        tracking_uri,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
     ]
 
 

@@ -98,7 +98,7 @@ def _run(args: argparse.Namespace) -> int:
     if outcome.best_values is None:
         console.print(f"study {outcome.study_name}: {outcome.finished} trials finished, none completed")
     else:
-        values = ", ".join(f"{m}={v:.6g}" for m, v in zip(study.metrics, outcome.best_values))
+        values = ", ".join(f"{m}={v:.6g}" for m, v in zip(study.metrics, outcome.best_values, strict=False))
         console.print(
             f"study [bold]{outcome.study_name}[/]: {outcome.finished} trials finished; best {values} "
             f"({outcome.best_model}, trial {outcome.best_trial})"

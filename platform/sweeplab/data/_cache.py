@@ -5,9 +5,9 @@ spelled-out defaults share one file) and the entry's version. Parameters that ca
 ``workers``) are marked in the params model with ``json_schema_extra={"affects_output": False}`` and left out.
 
 Files are written atomically (temporary file in the same directory, fsync, rename) and carry a sha256 of their
-arrays; a file that cannot be read, lacks an array, fails the checksum or has the wrong shapes is reported with a
-warning and regenerated. Concurrent callers asking for the same data set wait for one another (an advisory lock
-file) instead of all generating it.
+arrays; a file that cannot be read, lacks an array, fails the checksum or has the wrong shapes is reported
+with a warning and regenerated. Concurrent callers asking for the same data set wait for one another (an
+advisory lock file) instead of all generating it.
 """
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ def _output_relevant_params(validated: Any) -> dict[str, Any]:
     neutral = {
         name
         for name, field in fields.items()
-        if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("affects_output") is False
+        if isinstance(field.json_schema_extra, dict)
+        and field.json_schema_extra.get("affects_output") is False
     }
     return validated.model_dump(mode="json", exclude=neutral)
 
@@ -73,7 +74,7 @@ def dataset_identity(name: str, params: Mapping[str, Any]) -> str:
 
 
 def default_data_dir() -> Path:
-    """``$SWEEPLAB_DATA_DIR`` if set, else ``$XDG_CACHE_HOME/sweeplab/data``, else ``~/.cache/sweeplab/data``."""
+    """``$SWEEPLAB_DATA_DIR``, else ``$XDG_CACHE_HOME/sweeplab/data``, else ``~/.cache/sweeplab/data``."""
     explicit = os.environ.get("SWEEPLAB_DATA_DIR")
     if explicit:
         return Path(explicit).expanduser()
@@ -110,7 +111,7 @@ def _shape_problem(entry: DatasetEntry, validated: Any, arrays: Mapping[str, np.
 
 
 def _read(path: Path, entry: DatasetEntry, validated: Any) -> dict[str, np.ndarray]:
-    """The arrays in ``path``; raises ValueError (or a read error) if the file is damaged or not this data set."""
+    """The arrays in ``path``; raises if the file is damaged or does not hold this data set."""
     with np.load(path, allow_pickle=False) as archive:
         arrays = {key: archive[key] for key in ARRAY_KEYS}
         stored_checksum = str(archive[_CHECKSUM_KEY])
@@ -123,17 +124,21 @@ def _read(path: Path, entry: DatasetEntry, validated: Any) -> dict[str, np.ndarr
 
 
 def _write_atomically(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    # Uncompressed: every run reads the file, and for Darcy (300 samples at 85^2, 17 MB) compression cut the size
-    # only 2.3x (a compresses ~80x, u ~1.15x) while reading took 3.6x and writing 15x longer (measured).
-    temporary = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)
+    # Uncompressed: every run reads the file, and for Darcy (300 samples at 85^2, 17 MB) compression cut the
+    # size only 2.3x (a compresses ~80x, u ~1.15x) while reading took 3.6x and writing 15x longer (measured).
+    temporary_path: Path | None = None
     try:
-        with temporary:
+        with tempfile.NamedTemporaryFile(
+            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
+        ) as temporary:
+            temporary_path = Path(temporary.name)
             np.savez(temporary, **arrays, **{_CHECKSUM_KEY: np.array(_checksum(arrays))})
             temporary.flush()
             os.fsync(temporary.fileno())
-        os.replace(temporary.name, path)
+        os.replace(temporary_path, path)
     except BaseException:
-        Path(temporary.name).unlink(missing_ok=True)
+        if temporary_path is not None:
+            temporary_path.unlink(missing_ok=True)
         raise
     _fsync_directory(path.parent)
 
@@ -168,11 +173,41 @@ def _exclusive(lock_path: Path) -> Iterator[None]:
             fcntl.flock(lock_file, fcntl.LOCK_UN)
 
 
+def _intact_arrays(
+    path: Path, entry: DatasetEntry, validated: Any, report_damage: bool
+) -> dict[str, np.ndarray] | None:
+    """The cached arrays; None if there is no file or it is damaged (then warns if ``report_damage``)."""
+    if not path.exists():
+        return None
+    try:
+        return _read(path, entry, validated)
+    # Any failure here means the file is unusable: a damaged zip or npy header can raise almost anything
+    # (BadZipFile, ValueError, EOFError, NotImplementedError for a garbled compression byte).
+    except Exception as error:  # noqa: BLE001
+        if report_damage:
+            warnings.warn(
+                f"cached data set {path} is damaged ({type(error).__name__}: {error}); regenerating it",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        return None
+
+
+def _generate(entry: DatasetEntry, validated: Any) -> dict[str, np.ndarray]:
+    generated = import_target(entry.generate)(validated)
+    arrays = {key: np.asarray(generated[key]) for key in ARRAY_KEYS}
+    problem = _shape_problem(entry, validated, arrays)
+    if problem is not None:
+        raise RuntimeError(f"generator {entry.generate} returned a malformed data set: {problem}")
+    return arrays
+
+
 def load_dataset(
     name: str, params: Mapping[str, Any] | None = None, data_dir: str | Path | None = None
 ) -> OperatorData:
-    """Data set ``name`` with ``params``: read from the cache in ``data_dir`` (default: ``default_data_dir()``)
-    if an intact copy is there, otherwise generated and stored."""
+    """Data set ``name`` with ``params``: read from the cache in ``data_dir`` (default:
+    ``default_data_dir()``) if an intact copy is there, otherwise generated and stored.
+    """
     entry = _entry(name)
     validated = _validated_params(entry, params)
     identity = _identity_of(entry, validated)
@@ -180,24 +215,13 @@ def load_dataset(
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}-{identity}.npz"
 
-    with _exclusive(directory / f".{name}-{identity}.lock"):
-        arrays = None
-        if path.exists():
-            try:
-                arrays = _read(path, entry, validated)
-            # Any failure here means the file is unusable: a damaged zip or npy header can raise almost anything
-            # (BadZipFile, ValueError, EOFError, NotImplementedError for a garbled compression field, ...).
-            except Exception as error:
-                warnings.warn(
-                    f"cached data set {path} is damaged ({type(error).__name__}: {error}); regenerating it",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-        if arrays is None:
-            generated = import_target(entry.generate)(validated)
-            arrays = {key: np.asarray(generated[key]) for key in ARRAY_KEYS}
-            problem = _shape_problem(entry, validated, arrays)
-            if problem is not None:
-                raise RuntimeError(f"generator {entry.generate} returned a malformed data set: {problem}")
-            _write_atomically(path, arrays)
+    # Readers need no lock (files appear by atomic rename), so a read-only cache works; the lock only keeps
+    # concurrent callers from generating the same data set several times.
+    arrays = _intact_arrays(path, entry, validated, report_damage=True)
+    if arrays is None:
+        with _exclusive(directory / f".{name}-{identity}.lock"):
+            arrays = _intact_arrays(path, entry, validated, report_damage=False)  # written while we waited?
+            if arrays is None:
+                arrays = _generate(entry, validated)
+                _write_atomically(path, arrays)
     return OperatorData(**arrays, identity=identity)

@@ -1,10 +1,10 @@
-"""2D Darcy flow, the FNO recipe (Li et al. 2020): coefficient a -> solution u of -div(a grad u) = f, u = 0 on the
-boundary of (0,1)^2.
+"""2D Darcy flow, the FNO recipe (Li et al. 2020): coefficient a -> solution u of -div(a grad u) = f, u = 0 on
+the boundary of (0,1)^2.
 
 Each sample draws a Gaussian random field g on the fine node grid (see ``_grf``), maps it to a coefficient a
-(threshold 12/3 or exp(g)), solves with second-order finite differences and a sparse direct solver, and keeps every
-k-th node of a and u. Sample i draws only from its own random stream (seed, i), so the data do not depend on how
-the samples are spread over processes.
+(threshold 12/3 or exp(g)), solves with second-order finite differences and a sparse direct solver, and keeps
+every k-th node of a and u. Sample i draws only from its own random stream (seed, i), so the data do not
+depend on how the samples are spread over processes.
 
 Only numpy and pydantic are imported at module level: scipy is imported where it is used, torch never.
 """
@@ -30,27 +30,33 @@ __all__ = ["DarcyParams", "darcy_sample", "generate_darcy", "solve_darcy"]
 
 _log = logging.getLogger(__name__)
 
-# Below this much estimated serial work, starting worker processes (about 0.5 s with forkserver, each worker
-# importing numpy and scipy) costs more than it saves.
-_MIN_SERIAL_SECONDS_FOR_POOL = 3.0
+# Below this much estimated serial work a pool does not pay: starting it costs 2-3 s (measured, 2 workers;
+# each worker imports numpy, pydantic and scipy). 250 samples at 141^2 on 16 cores: 16.9 s serial, 9.7 s with
+# 2 workers, 3.7 s with 16; 1200 samples at 421^2: ~1500 s serial, 95 s with 16 workers.
+_MIN_SERIAL_SECONDS_FOR_POOL = 4.0
 # Progress is reported only for runs longer than this.
 _QUIET_SECONDS = 2.0
 
 
 class DarcyParams(BaseModel):
-    """Parameters of the Darcy data set. Fields marked ``affects_output: False`` are left out of the cache key."""
+    """Parameters of the Darcy data set; fields marked ``affects_output: False`` stay out of the cache key."""
 
     model_config = ConfigDict(extra="forbid")
 
     n_train: int = Field(1000, ge=1, description="Number of training samples (samples 0 .. n_train-1).")
-    n_val: int = Field(100, ge=1, description="Number of validation samples (they follow the training samples).")
+    n_val: int = Field(
+        100, ge=1, description="Number of validation samples (they follow the training samples)."
+    )
     n_test: int = Field(100, ge=1, description="Number of test samples (they follow the validation samples).")
-    resolution: int = Field(85, ge=2, description="Output grid size s: s x s nodes subsampled from the fine grid.")
+    resolution: int = Field(
+        85, ge=2, description="Output grid size s: s x s nodes subsampled from the fine grid."
+    )
     fine_resolution: int = Field(421, ge=3, description="Nodes per side of the grid the PDE is solved on.")
     alpha: float = Field(2.0, gt=1.0, description="Smoothness exponent of the random field's covariance.")
     tau: float = Field(3.0, gt=0.0, description="Inverse length scale of the random field's covariance.")
     coefficient: Literal["threshold", "lognormal"] = Field(
-        "threshold", description="How the field g becomes a: threshold (a_high where g >= 0, else a_low) or exp(g)."
+        "threshold",
+        description="How the field g becomes a: threshold (a_high where g >= 0, else a_low) or exp(g).",
     )
     a_high: float = Field(12.0, gt=0.0, description="Coefficient where g >= 0 (threshold coefficient only).")
     a_low: float = Field(3.0, gt=0.0, description="Coefficient where g < 0 (threshold coefficient only).")
@@ -81,10 +87,11 @@ class DarcyParams(BaseModel):
 def solve_darcy(a: np.ndarray, f: float | np.ndarray = 1.0) -> np.ndarray:
     """Solve -div(a grad u) = f on (0,1)^2 with u = 0 on the boundary.
 
-    ``a`` holds the coefficient at the n x n nodes x_i = i / (n-1) (boundary included; axis 0 and axis 1 are the
-    two coordinates, the operator treats them alike); ``f`` is a constant or nodal values of the same shape (only
-    interior values are used). Second-order 5-point finite differences with the coefficient on each cell face
-    taken as the mean of its two nodes. Returns u at the same nodes, exactly zero on the boundary.
+    ``a`` holds the coefficient at the n x n nodes x_i = i / (n-1) (boundary included; axis 0 and axis 1 are
+    the two coordinates, the operator treats them alike); ``f`` is a constant or nodal values of the same
+    shape (only interior values are used). Second-order 5-point finite differences with the coefficient on
+    each cell face taken as the mean of its two nodes. Returns u at the same nodes, exactly zero on the
+    boundary.
     """
     from scipy.sparse import diags_array
     from scipy.sparse.linalg import splu
@@ -96,10 +103,10 @@ def solve_darcy(a: np.ndarray, f: float | np.ndarray = 1.0) -> np.ndarray:
     interior = n - 2
     spacing = 1.0 / (n - 1)
 
-    # Face coefficients: faces_0[i, j] sits between nodes (i, j) and (i+1, j); faces_1[i, j] between (i, j), (i, j+1).
+    # Face coefficients: faces_0[i, j] joins nodes (i, j), (i+1, j); faces_1[i, j] joins (i, j), (i, j+1).
     faces_0 = 0.5 * (a[:-1, :] + a[1:, :])
     faces_1 = 0.5 * (a[:, :-1] + a[:, 1:])
-    # Unknowns are the interior nodes, row-major: neighbours along axis 1 are 1 apart, along axis 0 `interior` apart.
+    # Unknowns: interior nodes, row-major; neighbours are 1 apart along axis 1, `interior` apart along axis 0.
     diagonal = faces_0[:-1, 1:-1] + faces_0[1:, 1:-1] + faces_1[1:-1, :-1] + faces_1[1:-1, 1:]
     coupling_0 = -faces_0[1:-1, 1:-1]
     coupling_1 = np.zeros((interior, interior))
@@ -113,8 +120,8 @@ def solve_darcy(a: np.ndarray, f: float | np.ndarray = 1.0) -> np.ndarray:
     )
 
     source = np.broadcast_to(np.asarray(f, dtype=np.float64), a.shape)[1:-1, 1:-1]
-    # The matrix is symmetric positive definite: a symmetric ordering with diagonal pivots fills in about half as
-    # much as the default COLAMD and factorises ~1.7x faster at 421 x 421 (measured).
+    # The matrix is symmetric positive definite: a symmetric ordering with diagonal pivots fills in about half
+    # as much as the default COLAMD and factorises ~1.7x faster at 421 x 421 (measured).
     factor = splu(matrix, permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True})
     solution = np.zeros_like(a)
     solution[1:-1, 1:-1] = factor.solve(spacing**2 * source.ravel()).reshape(interior, interior)
@@ -146,19 +153,10 @@ def _available_cores() -> int:
     return os.cpu_count() or 1
 
 
-def _limit_worker_threads() -> None:
-    # SuperLU calls BLAS; one multi-threaded OpenBLAS per worker process oversubscribes the cores (measured on
-    # 2 cores: 2 workers took 10.0 s for 100 samples at 141^2 with default threads, 4.5 s with one thread each).
-    # threadpoolctl only reaches libraries already loaded: load scipy's own OpenBLAS first.
-    import scipy.sparse.linalg  # noqa: F401
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(limits=1)
-
-
 def _samples(params: DarcyParams, count: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Samples 0 .. count-1 in order; the first is timed in this process to decide whether a pool pays off."""
-    import scipy.fft  # noqa: F401  (imported before timing, so the estimate is the solve, not the import)
+    # Imported before timing, so that the estimate measures the solve, not the import.
+    import scipy.fft
     import scipy.sparse.linalg  # noqa: F401
 
     started = time.perf_counter()
@@ -179,16 +177,15 @@ def _samples(params: DarcyParams, count: int) -> Iterator[tuple[np.ndarray, np.n
     chunksize = max(1, min(math.ceil(len(remaining) / (4 * workers)), int(2.0 / seconds_per_sample)))
     # forkserver, not fork: the caller may already run threads (torch, MLflow), and forking those is unsafe.
     context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=_limit_worker_threads
-    ) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         yield from pool.map(partial(darcy_sample, params), remaining, chunksize=chunksize)
 
 
 @contextmanager
 def _progress(total: int, description: str) -> Iterator[Callable[[], None]]:
-    """Yields ``advance()``. Silent for the first few seconds; then a rich bar if stderr is a terminal, otherwise
-    an INFO log line at every 10%."""
+    """Yields ``advance()``. Silent for the first few seconds; then a rich bar if stderr is a terminal,
+    otherwise an INFO log line at every 10%.
+    """
     started = time.perf_counter()
     done = 0
     bar = None
@@ -221,7 +218,12 @@ def _progress(total: int, description: str) -> Iterator[Callable[[], None]]:
 
 
 def generate_darcy(params: DarcyParams) -> dict[str, np.ndarray]:
-    """The data set: x_{train,val,test} = a and y_{train,val,test} = u, float32, shaped (samples, 1, s, s)."""
+    """The data set: x_{train,val,test} = a and y_{train,val,test} = u, float32, shaped (samples, 1, s, s).
+
+    Runs long enough to pay for it use a pool of ``params.workers`` processes (forkserver), so a script
+    calling this needs the ``if __name__ == "__main__":`` guard, as with any non-fork multiprocessing;
+    ``workers=1`` never starts processes. The result does not depend on the number of workers.
+    """
     split_sizes = {"train": params.n_train, "val": params.n_val, "test": params.n_test}
     total = sum(split_sizes.values())
     shape = (total, 1, params.resolution, params.resolution)

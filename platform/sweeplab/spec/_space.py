@@ -66,4 +66,4 @@ def grid_points(groups: Sequence[tuple[dict[str, Any], Sequence[Dimension]]]) ->
     for fixed, dimensions in groups:
         names = [d.name for d in dimensions]
         for values in itertools.product(*(d.grid_values() for d in dimensions)):
-            yield {**fixed, **dict(zip(names, values))}
+            yield {**fixed, **dict(zip(names, values, strict=False))}

@@ -10,6 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from sweeplab.data._registry import DATASETS, DatasetEntry
+from sweeplab.spec._errors import Location, SpecIssue, StudyError
+from sweeplab.spec._schema import SPACE_TAGS, SPEC_MODELS, Choices, Range, StudySpec
+from sweeplab.spec._space import MODEL_PARAM, Dimension, grid_points
+from sweeplab.spec._yaml import YamlError, load_with_lines
 from sweeplab_modules.registry import (
     INJECTED_PARAMETERS,
     MODELS,
@@ -20,12 +26,6 @@ from sweeplab_modules.registry import (
     constructor_parameters,
 )
 from sweeplab_modules.training import TrainingConfig
-
-from sweeplab.data._registry import DATASETS, DatasetEntry
-from sweeplab.spec._errors import Location, SpecIssue, StudyError
-from sweeplab.spec._schema import SPACE_TAGS, SPEC_MODELS, Choices, Range, StudySpec
-from sweeplab.spec._space import MODEL_PARAM, Dimension, grid_points
-from sweeplab.spec._yaml import YamlError, load_with_lines
 
 if TYPE_CHECKING:
     import optuna
@@ -246,13 +246,17 @@ class _Checker:
             if model.preset not in entry.presets:
                 self.fail(where + ("preset",), _unknown(f"preset of {model.name}", model.preset, entry.presets))
             else:
-                fixed.update(self._check_space(where + ("preset",), dict(entry.presets[model.preset]), parameters, "")[0])
+                fixed.update(
+                    self._check_space(where + ("preset",), dict(entry.presets[model.preset]), parameters, "")[0]
+                )
         for name, value in model.params.items():
             if isinstance(value, dict) and {"low", "high", "choices"} & set(value):
                 self.fail(where + ("params", name), "a search space belongs under 'search', params are fixed")
         params_fixed, _ = self._check_space(where + ("params",), dict(model.params), parameters, "")
         fixed.update(params_fixed)
-        searched_fixed, dimensions = self._check_space(where + ("search",), dict(model.search), parameters, f"{model.key}.")
+        searched_fixed, dimensions = self._check_space(
+            where + ("search",), dict(model.search), parameters, f"{model.key}."
+        )
         fixed.update(searched_fixed)
         given = set(fixed) | {d.target for d in dimensions}
         for name, parameter in parameters.items():
@@ -340,21 +344,28 @@ class _Checker:
 
     def _check_objectives(self, models: list[ModelPlan]) -> None:
         for index, objective in enumerate(self.spec.objectives):
-            at: Location = ("objective", index, "metric") if isinstance(self.spec.objective, list) else ("objective", "metric")
+            at: Location = (
+                ("objective", index, "metric") if isinstance(self.spec.objective, list) else ("objective", "metric")
+            )
             if objective.metric.startswith("test_"):
                 self.fail(at, f"{objective.metric!r} is measured on the test split: tuning on it leaks the test set")
                 continue
             missing = [p.key for p in models if objective.metric not in _metrics_of(p.entry)]
             if missing:
-                produced = sorted(set.intersection(*(set(_metrics_of(p.entry)) for p in models)) - {""})
-                self.fail(at, f"{objective.metric!r} is not logged by {', '.join(missing)} (available: {', '.join(m for m in produced if not m.startswith('test_'))})")
+                common = set.intersection(*(set(_metrics_of(p.entry)) for p in models))
+                available = ", ".join(sorted(m for m in common if not m.startswith("test_")))
+                self.fail(at, f"{objective.metric!r} is not logged by {', '.join(missing)} (available: {available})")
 
     def _check_strategy(self, models: list[ModelPlan], shared: list[Dimension]) -> None:
         spec = self.spec
         if len(spec.objectives) > 1 and spec.pruner.name != "none":
-            self.fail(("pruner", "name"), "pruning needs a single objective (Optuna cannot prune multi-objective trials)")
+            self.fail(
+                ("pruner", "name"), "pruning needs a single objective (Optuna cannot prune multi-objective trials)"
+            )
         if spec.sampler.name == "grid":
-            for plan_where, dims in [(("search",), shared)] + [(("models", i, "search"), list(p.dimensions)) for i, p in enumerate(models)]:
+            for plan_where, dims in [(("search",), shared)] + [
+                (("models", i, "search"), list(p.dimensions)) for i, p in enumerate(models)
+            ]:
                 for d in dims:
                     if not d.discrete:
                         self.fail(plan_where + (d.target,), "a grid needs discrete values: give choices or a step")
@@ -393,7 +404,9 @@ class _Checker:
 
 def _unknown(kind: str, name: str, known: Mapping[str, Any]) -> str:
     close = difflib.get_close_matches(name, list(known), n=1)
-    return f"unknown {kind} {name!r}" + (f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(sorted(known))})")
+    return f"unknown {kind} {name!r}" + (
+        f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(sorted(known))})"
+    )
 
 
 def _metrics_of(entry: ModelEntry) -> tuple[str, ...]:
@@ -405,7 +418,10 @@ def _training_parameters() -> dict[str, Parameter]:
 
 
 _ANNOTATION_NAMESPACE: dict[str, Any] = {
-    "Literal": typing.Literal, "Optional": typing.Optional, "Union": typing.Union, "Sequence": typing.Sequence,
+    "Literal": typing.Literal,
+    "Optional": typing.Optional,
+    "Union": typing.Union,
+    "Sequence": typing.Sequence,
 }
 
 

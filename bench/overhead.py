@@ -1,0 +1,138 @@
+"""Overhead of one sweeplab trial against a hand-written PyTorch loop doing the same work.
+
+Both sides train the same FNO-2D from the same seed on the same quickstart Darcy data: the same epochs and
+mini-batches, Adam with a cosine schedule, relative L2 loss, a validation pass after every epoch and a test pass
+at the end. The sweeplab side is a real trial of a running study (Optuna ask/tell, an MLflow child run with its
+params and buffered metrics in SQLite, Lightning with the pruning and guard callbacks, a checkpoint). One-time
+costs of a study (imports, database creation, data generation) are left out: the study is warmed up with one
+trial first, then each measured trial is one more trial of it. The two sides alternate, and the ratio of each pair
+is reported (the machine is shared and noisy: ratios, not seconds).
+
+    python bench/overhead.py [--repeats 3] [--epochs 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import torch
+from rich.console import Console
+
+from sweeplab._runner import run_study
+from sweeplab.data import load_dataset
+from sweeplab.spec import load_study
+from sweeplab_modules.losses import relative_l2
+from sweeplab_modules.operators.fno import FNO2d
+
+QUICKSTART_DATA = {"fine_resolution": 141, "resolution": 29, "n_train": 200, "n_val": 50, "n_test": 50, "seed": 0}
+# The smallest and the largest FNO of the quickstart's search space.
+CONFIGS = {
+    "small (width 16, modes 6, batch 10)": {"width": 16, "modes": 6, "batch_size": 10},
+    "large (width 32, modes 12, batch 20)": {"width": 32, "modes": 12, "batch_size": 20},
+}
+FIXED = {"n_layers": 4, "padding": 5}
+LR, SEED = 3e-3, 0
+
+
+def hand_written(config: dict[str, int], epochs: int) -> float:
+    """What a user writes without a platform; returns seconds."""
+    data = load_dataset("darcy", QUICKSTART_DATA)
+    x_train, y_train = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
+    x_val, y_val = torch.from_numpy(data.x_val), torch.from_numpy(data.y_val)
+    x_test, y_test = torch.from_numpy(data.x_test), torch.from_numpy(data.y_test)
+    started = time.perf_counter()
+    torch.manual_seed(SEED)
+    model = FNO2d(1, 1, width=config["width"], modes=config["modes"], **FIXED)
+    x_mean, x_std = x_train.mean(), x_train.std()
+    y_mean, y_std = y_train.mean(), y_train.std()
+
+    def predict(x: torch.Tensor) -> torch.Tensor:
+        return model((x - x_mean) / x_std) * y_std + y_mean
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=LR)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    generator = torch.Generator().manual_seed(SEED)
+    batch = config["batch_size"]
+    for _ in range(epochs):
+        model.train()
+        order = torch.randperm(len(x_train), generator=generator)
+        for start in range(0, len(order), batch):
+            index = order[start : start + batch]
+            optimizer.zero_grad()
+            loss = relative_l2(predict(x_train[index]), y_train[index])
+            loss.backward()
+            optimizer.step()
+        scheduler.step()
+        model.eval()
+        with torch.no_grad():
+            relative_l2(predict(x_val), y_val).item()
+    with torch.no_grad():
+        relative_l2(predict(x_test), y_test).item()
+    return time.perf_counter() - started
+
+
+def study_text(config: dict[str, int], epochs: int) -> str:
+    return textwrap.dedent(
+        f"""\
+        name: overhead
+        objective: {{metric: val_rel_l2}}
+        data: {{name: darcy, params: {QUICKSTART_DATA}}}
+        models:
+          - name: fno2d
+            params: {{width: {config["width"]}, modes: {config["modes"]}, n_layers: {FIXED["n_layers"]}, padding: {FIXED["padding"]}}}
+        search: {{optimizer: adam, lr: {LR}, batch_size: {config["batch_size"]}, scheduler: cosine}}
+        trainer: {{max_epochs: {epochs}, seed: {SEED}}}
+        sampler: random
+        pruner: median
+        budget: {{n_trials: 1}}
+        """
+    )
+
+
+class SweeplabTrials:
+    """A study in a temporary folder; ``one_more()`` runs and times one further trial of it."""
+
+    def __init__(self, config: dict[str, int], epochs: int, folder: Path) -> None:
+        path = folder / "study.yaml"
+        path.write_text(study_text(config, epochs))
+        self.study = load_study(path)
+        self.stores = (f"sqlite:///{folder}/optuna.db", f"sqlite:///{folder}/mlflow.db")
+        self.trials = 0
+        self.one_more()  # warm-up: imports, databases, experiment, parent run
+
+    def one_more(self) -> float:
+        self.trials += 1
+        started = time.perf_counter()
+        run_study(self.study, *self.stores, n_trials=self.trials, console=Console(quiet=True))
+        return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3, help="measured pairs per configuration")
+    parser.add_argument("--epochs", type=int, default=15, help="epochs per trial (the quickstart's)")
+    args = parser.parse_args()
+    load_dataset("darcy", QUICKSTART_DATA)  # generate once, outside the timings
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.epochs} epochs, {args.repeats} pairs\n")
+    print("| configuration | hand-written loop (s) | sweeplab trial (s) | ratio (median of pairs) | ratios |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, config in CONFIGS.items():
+        with tempfile.TemporaryDirectory() as folder:
+            sweeplab = SweeplabTrials(config, args.epochs, Path(folder))
+            hand_written(config, args.epochs)  # warm-up of the same code paths
+            pairs = [(hand_written(config, args.epochs), sweeplab.one_more()) for _ in range(args.repeats)]
+        ratios = [s / h for h, s in pairs]
+        print(
+            f"| {name} | {statistics.median(h for h, _ in pairs):.2f} | {statistics.median(s for _, s in pairs):.2f} "
+            f"| {statistics.median(ratios):.3f} | {', '.join(f'{r:.3f}' for r in ratios)} |",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
