@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +19,7 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from sweeplab._runner import INTERRUPTED_ATTR, REASON_ATTR, RETRY_OF_ATTR, RUN_ATTR, run_study
+from sweeplab._ui import free_port
 from sweeplab.data import load_dataset
 from sweeplab.spec import load_study
 
@@ -65,6 +69,7 @@ def test_mlflow_has_a_parent_and_one_nested_child_per_trial(tiny_run) -> None:
         assert trial.user_attrs[RUN_ATTR] == child.info.run_id
         assert tags["sweeplab.state"] == "COMPLETE" and child.info.status == "FINISHED"
         assert tags["sweeplab.architecture"] == "fno2d"
+        assert tags["sweeplab.device"] == "cpu" or tags["sweeplab.device"].startswith("cuda:")
         assert params["model.width"] == str(trial.params["fno2d.width"])
         assert float(params["lr"]) == pytest.approx(trial.params["lr"])
         assert params["seed"] == "0" and len(params["data.identity"]) >= 16
@@ -194,3 +199,45 @@ def test_interrupted_study_resumes_without_repeating_finished_work(tmp_path: Pat
     assert parent_after.info.run_id == parent.info.run_id and parent_after.info.status == "FINISHED"
     assert not [r for r in children_after if r.info.status == "RUNNING"]
     assert len(children_after) == len(trials)  # one run per trial that started, the killed one included
+
+
+def test_studies_command_lists_counts_and_best(tiny_run) -> None:
+    folder, storage, _, outcome = tiny_run
+    result = subprocess.run(
+        [sys.executable, "-m", "sweeplab", "studies", "--storage", storage], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    row = next(line for line in result.stdout.splitlines() if line.startswith("│ tiny "))
+    cells = [cell.strip() for cell in row.strip("│ ").split("│")]
+    assert cells[:6] == ["tiny", "minimize", "3", "0", "0", "0"]
+    assert float(cells[6]) == pytest.approx(outcome.best_values[0], rel=1e-4)
+
+
+def test_ui_serves_the_study_on_loopback(tiny_run) -> None:
+    folder, _, tracking, outcome = tiny_run
+    port = free_port()
+    ui = subprocess.Popen(
+        [sys.executable, "-m", "sweeplab", "ui", "--tracking-uri", tracking, "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        search = f"http://127.0.0.1:{port}/ajax-api/2.0/mlflow/runs/search"
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                body = json.dumps({"experiment_ids": ["1"]}).encode()
+                request = urllib.request.Request(search, data=body, headers={"Content-Type": "application/json"})
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    runs = json.load(response)["runs"]
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert time.monotonic() < deadline and ui.poll() is None, "the UI did not start"
+                time.sleep(1)
+        assert outcome.parent_run_id in {r["info"]["run_id"] for r in runs}
+        assert len(runs) == 4  # the parent and its three trials
+    finally:
+        ui.terminate()
+        output, _ = ui.communicate(timeout=30)
+    assert f"http://127.0.0.1:{port}" in output

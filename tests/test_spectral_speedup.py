@@ -32,7 +32,8 @@ class ReferenceSpectralConv(SpectralConv):
             weight = torch.view_as_complex(self.weight.to(compute_dtype))
             out_hat = x_hat.new_zeros(x.shape[0], self.out_channels, *x_hat.shape[2:])
             # Blocks in weight order: each leading dim's non-negative then negative frequencies.
-            leading = [(slice(0, m), slice(n - m, n)) for m, n in zip(self.modes[:-1], grid_shape[:-1])]
+            leading_sizes = zip(self.modes[:-1], grid_shape[:-1], strict=True)
+            leading = [(slice(0, m), slice(n - m, n)) for m, n in leading_sizes]
             for block, corner in enumerate(itertools.product(*leading, (slice(0, self.modes[-1]),))):
                 index = (slice(None), slice(None), *corner)
                 out_hat[index] = torch.einsum("bi...,io...->bo...", x_hat[index], weight[block])
@@ -128,7 +129,8 @@ def test_spectral_conv_matches_reference_in_float64(grid, modes) -> None:
 
 def test_spectral_conv_keeps_its_parameter_layout() -> None:
     layer = SpectralConv(3, 5, (4, 6))
-    assert [(name, tuple(p.shape)) for name, p in layer.named_parameters()] == [("weight", (2, 3, 5, 4, 6, 2))]
+    shapes = [(name, tuple(parameter.shape)) for name, parameter in layer.named_parameters()]
+    assert shapes == [("weight", (2, 3, 5, 4, 6, 2))]
 
 
 def test_spectral_conv_ignores_autocast() -> None:

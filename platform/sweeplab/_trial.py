@@ -71,6 +71,7 @@ def train_trial(
         num_sanity_val_steps=0,
         default_root_dir=workdir,
     )
+    logger.buffer.tracker.log(logger.buffer.run_id, tags={"sweeplab.device": _device_name(trainer)})
     started = time.perf_counter()
     trainer.fit(task, datamodule=datamodule)
     fit_seconds = time.perf_counter() - started
@@ -85,3 +86,13 @@ def train_trial(
     logger.buffer.add(platform_metrics, step=trainer.current_epoch)
     logger.buffer.flush()
     return TrialResult({**logger.last, **platform_metrics}, checkpoint)
+
+
+def _device_name(trainer: pl.Trainer) -> str:
+    """Where the trial trained, e.g. ``cuda:0 (NVIDIA H200)`` or ``cpu``: part of what makes a timing comparable."""
+    import torch
+
+    device = trainer.strategy.root_device
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return str(device)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -31,15 +33,29 @@ def ui_command(tracking_uri: str, host: str, port: int) -> list[str]:
 
 
 def serve(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000) -> int:
-    """Start the UI and wait for it; Ctrl-C stops it."""
+    """Start the UI and wait for it; Ctrl-C or SIGTERM stops it and the server processes it started."""
     from sweeplab._runner import prepare_sqlite
 
     prepare_sqlite(tracking_uri)
     port = port or free_port(host)
     print(f"MLflow UI: http://{host}:{port}  (tracking store {tracking_uri}; Ctrl-C stops it)", flush=True)
-    process = subprocess.Popen(ui_command(tracking_uri, host, port))
+    # Its own process group: the MLflow server starts worker processes, and all of them must go with it.
+    # MLflow's job runner (eight worker processes for GenAI scorers) has nothing to do for sweeps.
+    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
+    process = subprocess.Popen(ui_command(tracking_uri, host, port), start_new_session=True, env=env)
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         return process.wait()
     except KeyboardInterrupt:
-        process.terminate()
-        return process.wait()
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

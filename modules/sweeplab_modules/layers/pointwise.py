@@ -34,14 +34,11 @@ class PointwiseLinear(nn.Linear):
     def forward(self, x: Tensor) -> Tensor:
         # (out, in) @ (in, points) per sample, as one batched product with the weight broadcast over the
         # batch: unlike moving channels last for nn.Linear, it needs no permute copies and returns a
-        # contiguous channel-first output (on CPU 2-4x faster than Linear with permutes, forward + backward).
+        # contiguous channel-first output (forward + backward 1.5-4x faster on CPU than Linear with permutes).
         batch = x.shape[0]
         points = x.reshape(batch, self.in_features, -1)
-        weight = self.weight.expand(batch, -1, -1)
-        if self.bias is None:
-            y = torch.bmm(weight, points)
-        else:
-            y = torch.baddbmm(self.bias[:, None], weight, points)
+        weight, bias = self.weight.expand(batch, -1, -1), self.bias
+        y = torch.bmm(weight, points) if bias is None else torch.baddbmm(bias[:, None], weight, points)
         return y.view(batch, self.out_features, *x.shape[2:])
 
 

@@ -7,8 +7,9 @@ grid, so the same weights apply at any resolution that holds the retained freque
 
 Only ``2 * m`` of a dimension's ``n`` frequencies survive the truncation (``m`` along the last), so the
 transforms are computed as truncated DFTs, i.e. matrix products with small precomputed Fourier matrices,
-rather than as full FFTs that are mostly discarded: on CPU this is several times faster than the FFT (grids
-padded to sizes like 94 = 2 * 47 are the FFT's slow case), and on GPU it runs on the matrix units.
+rather than as full FFTs that are mostly discarded. On CPU this is several times faster (padded grids such as
+94 = 2 * 47 are the FFT's slow case); on GPU everything is dense GEMMs, which use TF32 tensor cores if the
+program opts in with ``torch.set_float32_matmul_precision("high")`` (nothing here changes that setting).
 """
 
 from __future__ import annotations
@@ -113,11 +114,12 @@ class SpectralConv(nn.Module):
         return torch.view_as_complex(real_output.view(*retained, batch, self.out_channels, 2))
 
     def _real_mixing_matrices(self, dtype: torch.dtype) -> Tensor:
-        """``weight`` as ``(frequencies, 2 * in, 2 * out)`` real matrices, frequencies ordered as the spectrum."""
+        """``weight`` as real ``(frequencies, 2 * in, 2 * out)`` matrices, frequencies in spectrum order."""
         d = self.spatial_dims
         # Split the block index into one sign bit per leading dim and interleave each with its mode index,
         # so that (sign_j, k_j) flattens to the spectrum's 2 * m_j frequencies of that dim.
-        weight = self.weight.to(dtype).view(*[2] * (d - 1), self.in_channels, self.out_channels, *self.modes, 2)
+        channels = (self.in_channels, self.out_channels)
+        weight = self.weight.to(dtype).view(*[2] * (d - 1), *channels, *self.modes, 2)
         sign_dims, in_dim, out_dim, leading_mode_dims = range(d - 1), d - 1, d, range(d + 1, 2 * d)
         order = [axis for pair in zip(sign_dims, leading_mode_dims, strict=True) for axis in pair]
         order += [2 * d, in_dim, out_dim, 2 * d + 1]  # last mode dim, channels, (re, im)
@@ -128,7 +130,7 @@ class SpectralConv(nn.Module):
         return blocks.reshape(-1, 2 * self.in_channels, 2 * self.out_channels)
 
     def _truncated_irfft(self, spectrum: Tensor, grid_shape: tuple[int, ...]) -> Tensor:
-        """``irfftn`` on ``grid_shape`` of a spectrum laid out as ``_truncated_rfft`` returns (others zero)."""
+        """``irfftn`` onto ``grid_shape`` of a spectrum laid out as ``_truncated_rfft``'s (others zero)."""
         d = self.spatial_dims
         batch, channels = spectrum.shape[-2:]
         for dim, (n, m) in enumerate(zip(grid_shape[:-1], self.modes[:-1], strict=True)):
