@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
+import sqlalchemy.exc
 from conftest import TINY_STUDY, write_study
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
@@ -139,8 +140,8 @@ def test_a_diverging_trial_fails_with_its_reason_and_the_study_goes_on(tmp_path:
 
 
 def test_interrupted_study_resumes_without_repeating_finished_work(tmp_path: Path) -> None:
-    # Trials long enough to be interrupted in the middle: more epochs, one trial at a time.
-    text = TINY_STUDY.replace("  max_epochs: 2", "  max_epochs: 40").replace("  n_trials: 3", "  n_trials: 2")
+    # Trials long enough to be interrupted in the middle (seconds each), one at a time.
+    text = TINY_STUDY.replace("  max_epochs: 2", "  max_epochs: 200").replace("  n_trials: 3", "  n_trials: 2")
     study_file = write_study(tmp_path, text)
     storage, tracking = _stores(tmp_path)
     command = [
@@ -155,22 +156,17 @@ def test_interrupted_study_resumes_without_repeating_finished_work(tmp_path: Pat
         tracking,
     ]
     process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        time.sleep(0.5)
-        if (tmp_path / "optuna.db").exists():
-            try:
-                trials = optuna.load_study(study_name="tiny", storage=storage).get_trials()
-            except KeyError:
-                continue
-            if any(t.state == TrialState.COMPLETE for t in trials) and any(
-                t.state == TrialState.RUNNING for t in trials
-            ):
-                break
-    else:
-        process.kill()
-        pytest.fail("the study never reached its second trial")
-    time.sleep(1.0)
+    deadline = time.monotonic() + 300
+    while True:
+        assert time.monotonic() < deadline and process.poll() is None, "the study never reached its second trial"
+        time.sleep(0.2)
+        try:
+            trials = optuna.load_study(study_name="tiny", storage=storage).get_trials()
+        except (KeyError, sqlalchemy.exc.OperationalError):  # not created yet
+            continue
+        running = [t for t in trials if t.state == TrialState.RUNNING]
+        if any(t.state == TrialState.COMPLETE for t in trials) and running and running[0].intermediate_values:
+            break  # the second trial is in its epochs: interrupt it there
     process.send_signal(signal.SIGINT)
     output, _ = process.communicate(timeout=120)
     assert process.returncode == 130, output
@@ -241,3 +237,17 @@ def test_ui_serves_the_study_on_loopback(tiny_run) -> None:
         ui.terminate()
         output, _ = ui.communicate(timeout=30)
     assert f"http://127.0.0.1:{port}" in output
+
+
+def test_parallel_trials_in_one_process_are_all_recorded(tmp_path: Path) -> None:
+    text = TINY_STUDY.replace("  n_trials: 3", "  n_trials: 4\n  n_jobs: 2")
+    storage, tracking = _stores(tmp_path)
+    outcome = run_study(load_study(write_study(tmp_path, text)), storage=storage, tracking_uri=tracking)
+    trials = optuna.load_study(study_name="tiny", storage=storage).get_trials()
+    assert outcome.finished == 4 and [t.state for t in trials] == [TrialState.COMPLETE] * 4
+    _, children = _runs(tracking, "tiny")
+    assert sorted(int(r.data.tags["sweeplab.trial"]) for r in children) == [0, 1, 2, 3]
+    for child in children:
+        trial = trials[int(child.data.tags["sweeplab.trial"])]
+        assert child.data.metrics["val_rel_l2"] == trial.value  # each run got its own trial's metrics
+        assert child.data.params["model.width"] == str(trial.params["fno2d.width"])
