@@ -15,6 +15,7 @@ import numpy as np
 import optuna
 import pytest
 import sqlalchemy.exc
+import yaml
 from conftest import TINY_STUDY, write_study
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
@@ -74,6 +75,7 @@ def test_mlflow_has_a_parent_and_one_nested_child_per_trial(tiny_run) -> None:
         assert params["model.width"] == str(trial.params["fno2d.width"])
         assert float(params["lr"]) == pytest.approx(trial.params["lr"])
         assert params["seed"] == "0" and len(params["data.identity"]) >= 16
+        assert params["n_params"] == str(int(metrics["n_params"]))
         assert {"val_rel_l2", "val_loss", "train_loss", "test_rel_l2", "n_params", "fit_seconds"} <= set(metrics)
         assert metrics["val_rel_l2"] == trial.value
         history = MlflowClient(tracking).get_metric_history(child.info.run_id, "val_rel_l2")
@@ -83,7 +85,7 @@ def test_mlflow_has_a_parent_and_one_nested_child_per_trial(tiny_run) -> None:
 
 
 def test_best_trial_equals_the_best_child_run_and_has_the_checkpoint(tiny_run) -> None:
-    _, _, tracking, outcome = tiny_run
+    folder, _, tracking, outcome = tiny_run
     parent, children = _runs(tracking, "tiny")
     best_child = min(children, key=lambda r: r.data.metrics["val_rel_l2"])
     assert outcome.best_values == [best_child.data.metrics["val_rel_l2"]]
@@ -94,7 +96,10 @@ def test_best_trial_equals_the_best_child_run_and_has_the_checkpoint(tiny_run) -
         "model/model.ckpt",
         "model/model.json",
     }
-    assert "study.yaml" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"study.yaml", "study.resolved.yaml"} <= {a.path for a in client.list_artifacts(parent.info.run_id)}
+    local = client.download_artifacts(parent.info.run_id, "study.resolved.yaml", str(folder))
+    resolved = yaml.safe_load(Path(local).read_text())
+    assert resolved["data"]["params"]["alpha"] == 2.0 and resolved["trainer"]["precision"] == "32-true"  # defaults
 
 
 def test_a_short_study_learns_darcy(tmp_path: Path) -> None:

@@ -154,6 +154,32 @@ MODELS: Mapping[str, ModelEntry] = _Registry(
     "model",
     [
         ModelEntry(
+            name="fno1d",
+            target="sweeplab_modules.operators.fno:FNO1d",
+            task="operator",
+            spatial_dims=1,
+            description="Fourier Neural Operator, 1D (Li et al. 2020)",
+            presets={
+                # The paper's first code: ReLU, no domain padding; the current reference code: GELU.
+                "paper": {
+                    "width": 64,
+                    "modes": 16,
+                    "n_layers": 4,
+                    "projection_width": 128,
+                    "padding": 0,
+                    "activation": "relu",
+                },
+                "reference": {
+                    "width": 64,
+                    "modes": 16,
+                    "n_layers": 4,
+                    "projection_width": 128,
+                    "padding": 0,
+                    "activation": "gelu",
+                },
+            },
+        ),
+        ModelEntry(
             name="fno2d",
             target="sweeplab_modules.operators.fno:FNO2d",
             task="operator",

@@ -185,6 +185,7 @@ class StudyRunner:
         parent = tracker.open_run(spec.name, tags, params if resume is None else {}, run_id=resume)
         if resume is None:
             tracker.log_text(parent, self.study.text, "study.yaml")
+            tracker.log_text(parent, self.study.resolved_yaml(), "study.resolved.yaml")
             optuna_study.set_user_attr(PARENT_RUN_ATTR, parent)
         optuna_study.set_user_attr(SPEC_HASH_ATTR, self._spec_hash())
         return parent

@@ -51,9 +51,10 @@ def train_trial(
 
     trainer_spec = study.spec.trainer
     pl.seed_everything(trainer_spec.seed, verbose=False)
-    model = build_model(plan.model_name, study.dataset.in_channels, study.dataset.out_channels, **plan.model_params)
+    in_channels, out_channels = study.data_channels
+    model = build_model(plan.model_name, in_channels, out_channels, **plan.model_params)
     task = import_target(study.task.target)(
-        model, plan.training, in_channels=study.dataset.in_channels, out_channels=study.dataset.out_channels
+        model, plan.training, in_channels=in_channels, out_channels=out_channels
     )
     datamodule = OperatorDataModule(data, batch_size=plan.training.batch_size, seed=trainer_spec.seed)
     trainer = pl.Trainer(
@@ -71,7 +72,9 @@ def train_trial(
         num_sanity_val_steps=0,
         default_root_dir=workdir,
     )
-    logger.buffer.tracker.log(logger.buffer.run_id, tags={"sweeplab.device": _device_name(trainer)})
+    logger.buffer.tracker.log(
+        logger.buffer.run_id, params={"n_params": task.n_params}, tags={"sweeplab.device": _device_name(trainer)}
+    )
     started = time.perf_counter()
     trainer.fit(task, datamodule=datamodule)
     fit_seconds = time.perf_counter() - started

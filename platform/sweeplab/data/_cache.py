@@ -97,7 +97,7 @@ def _shape_problem(entry: DatasetEntry, validated: Any, arrays: Mapping[str, np.
     """Why ``arrays`` cannot be this data set (wrong dtype, rank, channels or sample counts), or None."""
     for split in SPLITS:
         expected_samples = getattr(validated, f"n_{split}", None)
-        for side, channels in (("x", entry.in_channels), ("y", entry.out_channels)):
+        for side, channels in zip(("x", "y"), entry.channels(validated), strict=True):
             array = arrays[f"{side}_{split}"]
             if array.dtype != np.float32:
                 return f"{side}_{split} has dtype {array.dtype}, expected float32"

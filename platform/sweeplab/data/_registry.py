@@ -29,6 +29,11 @@ class DatasetEntry:
     def params_model(self) -> Any:
         return import_target(self.params)
 
+    def channels(self, params: Any) -> tuple[int, int]:
+        """Input and output channels for validated ``params``: the entry's, unless the parameter model defines
+        ``in_channels``/``out_channels`` itself (Navier-Stokes: they follow from the number of snapshots)."""
+        return getattr(params, "in_channels", self.in_channels), getattr(params, "out_channels", self.out_channels)
+
 
 DATASETS: Mapping[str, DatasetEntry] = {
     entry.name: entry
@@ -43,6 +48,32 @@ DATASETS: Mapping[str, DatasetEntry] = {
             out_channels=1,
             version="1",
             description="2D Darcy flow, FNO recipe: coefficient a -> pressure u (Li et al. 2020)",
+        ),
+        DatasetEntry(
+            name="burgers",
+            params="sweeplab.data.burgers:BurgersParams",
+            generate="sweeplab.data.burgers:generate_burgers",
+            task="operator",
+            spatial_dims=1,
+            in_channels=1,
+            out_channels=1,
+            version="1",
+            description="1D viscous Burgers, FNO recipe: initial condition u(., 0) -> u(., 1) (Li et al. 2020)",
+        ),
+        # The channel counts depend on the parameters (input_steps, final_time / record_every); these are the
+        # defaults (T = 50, 10 -> 40 snapshots), the only layout the cache accepts until they are computed.
+        DatasetEntry(
+            name="navier_stokes",
+            params="sweeplab.data.navier_stokes:NavierStokesParams",
+            generate="sweeplab.data.navier_stokes:generate_navier_stokes",
+            task="operator",
+            spatial_dims=2,
+            in_channels=10,
+            out_channels=40,
+            version="1",
+            description=(
+                "2D Navier-Stokes vorticity on the torus, FNO recipe: snapshots t = 1..10 -> t = 11..T (Li et al. 2020)"
+            ),
         ),
     ]
 }

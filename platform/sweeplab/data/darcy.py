@@ -25,8 +25,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sweeplab.data._grf import sample_gaussian_random_field
+from sweeplab.data.solvers import LinearSystem, SolverMethod, solve_sequence
 
-__all__ = ["DarcyParams", "darcy_sample", "generate_darcy", "solve_darcy"]
+__all__ = ["DarcyParams", "darcy_sample", "darcy_system", "generate_darcy", "solve_darcy"]
 
 _log = logging.getLogger(__name__)
 
@@ -84,17 +85,16 @@ class DarcyParams(BaseModel):
         return (self.fine_resolution - 1) // (self.resolution - 1)
 
 
-def solve_darcy(a: np.ndarray, f: float | np.ndarray = 1.0) -> np.ndarray:
-    """Solve -div(a grad u) = f on (0,1)^2 with u = 0 on the boundary.
+def darcy_system(a: np.ndarray, f: float | np.ndarray = 1.0) -> LinearSystem:
+    """The finite-difference system of -div(a grad u) = f on (0,1)^2, u = 0 on the boundary.
 
     ``a`` holds the coefficient at the n x n nodes x_i = i / (n-1) (boundary included; axis 0 and axis 1 are
     the two coordinates, the operator treats them alike); ``f`` is a constant or nodal values of the same
     shape (only interior values are used). Second-order 5-point finite differences with the coefficient on
-    each cell face taken as the mean of its two nodes. Returns u at the same nodes, exactly zero on the
-    boundary.
+    each cell face taken as the mean of its two nodes; the unknowns are the interior nodes, row-major. The
+    matrix is symmetric positive definite; the system's parameter field is ``a``.
     """
     from scipy.sparse import diags_array
-    from scipy.sparse.linalg import splu
 
     a = np.asarray(a, dtype=np.float64)
     n = a.shape[0]
@@ -106,7 +106,7 @@ def solve_darcy(a: np.ndarray, f: float | np.ndarray = 1.0) -> np.ndarray:
     # Face coefficients: faces_0[i, j] joins nodes (i, j), (i+1, j); faces_1[i, j] joins (i, j), (i, j+1).
     faces_0 = 0.5 * (a[:-1, :] + a[1:, :])
     faces_1 = 0.5 * (a[:, :-1] + a[:, 1:])
-    # Unknowns: interior nodes, row-major; neighbours are 1 apart along axis 1, `interior` apart along axis 0.
+    # Neighbours are 1 apart along axis 1, `interior` apart along axis 0.
     diagonal = faces_0[:-1, 1:-1] + faces_0[1:, 1:-1] + faces_1[1:-1, :-1] + faces_1[1:-1, 1:]
     coupling_0 = -faces_0[1:-1, 1:-1]
     coupling_1 = np.zeros((interior, interior))
@@ -116,16 +116,30 @@ def solve_darcy(a: np.ndarray, f: float | np.ndarray = 1.0) -> np.ndarray:
     matrix = diags_array(
         [diagonal.ravel(), coupling_1, coupling_1, coupling_0, coupling_0],
         offsets=[0, 1, -1, interior, -interior],
-        format="csc",
+        format="csr",
     )
-
     source = np.broadcast_to(np.asarray(f, dtype=np.float64), a.shape)[1:-1, 1:-1]
-    # The matrix is symmetric positive definite: a symmetric ordering with diagonal pivots fills in about half
-    # as much as the default COLAMD and factorises ~1.7x faster at 421 x 421 (measured).
-    factor = splu(matrix, permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True})
-    solution = np.zeros_like(a)
-    solution[1:-1, 1:-1] = factor.solve(spacing**2 * source.ravel()).reshape(interior, interior)
+    return LinearSystem(matrix=matrix, rhs=spacing**2 * source.ravel(), parameter=a, definite=True)
+
+
+def _embed(a: np.ndarray, interior_values: np.ndarray) -> np.ndarray:
+    """Nodal values on the grid of ``a``: ``interior_values`` inside, exactly zero on the boundary."""
+    solution = np.zeros(np.shape(a))
+    interior = solution.shape[0] - 2
+    solution[1:-1, 1:-1] = interior_values.reshape(interior, interior)
     return solution
+
+
+def solve_darcy(
+    a: np.ndarray, f: float | np.ndarray = 1.0, solver: SolverMethod = "direct", tolerance: float = 1e-10
+) -> np.ndarray:
+    """Solve -div(a grad u) = f on (0,1)^2 with u = 0 on the boundary (the system of ``darcy_system``).
+
+    Returns u at the nodes of ``a``, exactly zero on the boundary. ``solver`` is a method of
+    ``sweeplab.data.solvers``; ``tolerance`` bounds the relative residual of the iterative ones.
+    """
+    (solution,), _ = solve_sequence([darcy_system(a, f)], solver, tolerance)
+    return _embed(a, solution)
 
 
 def _coefficient_from_field(field: np.ndarray, params: DarcyParams) -> np.ndarray:

@@ -75,6 +75,7 @@ class Study:
     task: TaskEntry
     dataset: DatasetEntry
     data_params: dict[str, Any]
+    data_channels: tuple[int, int]
     models: tuple[ModelPlan, ...]
     shared_fixed: dict[str, Any]
     shared_dimensions: tuple[Dimension, ...]
@@ -94,6 +95,14 @@ class Study:
     @property
     def directions(self) -> list[str]:
         return [objective.direction for objective in self.spec.objectives]
+
+    def resolved_yaml(self) -> str:
+        """The study with every default filled in (data parameters included): what actually ran."""
+        import yaml
+
+        resolved = self.spec.model_dump(mode="json")
+        resolved["data"]["params"] = self.data_params
+        return yaml.safe_dump(resolved, sort_keys=False)
 
     def sample(self, trial: optuna.Trial) -> TrialPlan:
         """Draw one trial's configuration: the architecture first, then the dimensions that apply to it."""
@@ -191,7 +200,7 @@ class _Checker:
 
     def resolve(self, source: str, text: str) -> Study | None:
         spec = self.spec
-        dataset, data_params = self._check_data()
+        dataset, data_params, data_channels = self._check_data()
         models = [plan for index, m in enumerate(spec.models) if (plan := self._check_model(index, m, dataset))]
         tasks = {plan.entry.task for plan in models}
         if len(tasks) > 1:
@@ -205,15 +214,26 @@ class _Checker:
             self.fail(("search", "loss"), f"must be one of {list(task.losses)} for the {task.name} task")
         if self.issues or task is None or dataset is None:
             return None
-        study = Study(spec, source, text, task, dataset, data_params, tuple(models), shared_fixed, tuple(shared_dims))
+        study = Study(
+            spec,
+            source,
+            text,
+            task,
+            dataset,
+            data_params,
+            data_channels,
+            tuple(models),
+            shared_fixed,
+            tuple(shared_dims),
+        )
         self._check_budget(study)
         return study
 
-    def _check_data(self) -> tuple[DatasetEntry | None, dict[str, Any]]:
+    def _check_data(self) -> tuple[DatasetEntry | None, dict[str, Any], tuple[int, int]]:
         data = self.spec.data
         if data.name not in DATASETS:
             self.fail(("data", "name"), _unknown("data set", data.name, DATASETS))
-            return None, {}
+            return None, {}, (0, 0)
         entry = DATASETS[data.name]
         model: type[BaseModel] = entry.params_model()
         try:
@@ -221,8 +241,8 @@ class _Checker:
         except ValidationError as error:
             for e in error.errors():
                 self.issues.append(_pydantic_issue(e, ("data", "params"), known=list(model.model_fields)))
-            return entry, {}
-        return entry, params.model_dump(mode="json")
+            return entry, {}, (0, 0)
+        return entry, params.model_dump(mode="json"), entry.channels(params)
 
     def _check_model(self, index: int, model: Any, dataset: DatasetEntry | None) -> ModelPlan | None:
         where: Location = ("models", index)
