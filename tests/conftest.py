@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,10 +36,13 @@ budget:
 """
 
 
-@pytest.fixture(autouse=True)
-def _isolated_data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Generated data goes to one folder per test session, never to the user's cache.
-    monkeypatch.setenv("SWEEPLAB_DATA_DIR", str(tmp_path_factory.getbasetemp() / "data"))
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    # Generated data goes to one folder per test session, never to the user's cache; session-scoped so that
+    # module-scoped fixtures that run studies see it too.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SWEEPLAB_DATA_DIR", str(tmp_path_factory.getbasetemp() / "data"))
+        yield
 
 
 def write_study(folder: Path, text: str, name: str = "study.yaml") -> Path:

@@ -216,6 +216,7 @@ def test_studies_command_lists_counts_and_best(tiny_run) -> None:
 
 def test_ui_serves_the_study_on_loopback(tiny_run) -> None:
     folder, _, tracking, outcome = tiny_run
+    experiment_id = MlflowClient(tracking).get_experiment_by_name("tiny").experiment_id
     port = free_port()
     ui = subprocess.Popen(
         [sys.executable, "-m", "sweeplab", "ui", "--tracking-uri", tracking, "--port", str(port)],
@@ -228,7 +229,7 @@ def test_ui_serves_the_study_on_loopback(tiny_run) -> None:
         deadline = time.monotonic() + 90
         while True:
             try:
-                body = json.dumps({"experiment_ids": ["1"]}).encode()
+                body = json.dumps({"experiment_ids": [experiment_id]}).encode()
                 request = urllib.request.Request(search, data=body, headers={"Content-Type": "application/json"})
                 with urllib.request.urlopen(request, timeout=5) as response:
                     runs = json.load(response)["runs"]

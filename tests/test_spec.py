@@ -84,7 +84,18 @@ def test_grid_lists_every_point_of_each_architecture() -> None:
     )
     text = text.replace("  n_trials: 3\n", "  n_jobs: 1\n")
     study = parse_study(text, "s.yaml")
-    assert len(study.grid()) == 2 * 3 * 2  # width x modes 2..4 x lr
+    assert study.grid_size() == 2 * 3 * 2  # width x modes 2..4 x lr
+
+
+def test_grid_size_counts_steps_as_optuna_does() -> None:
+    # modes 1, 4 (7 would pass high); lr 0.001 .. 0.003 by 0.001: 3 values; width: 2 choices.
+    text = _replace("sampler: random", "sampler: grid").replace("  n_trials: 3\n", "  n_jobs: 1\n")
+    text = text.replace("modes: {low: 2, high: 4}", "modes: {low: 1, high: 6, step: 3}")
+    text = text.replace("lr: {low: 1.0e-3, high: 1.0e-2, log: true}", "lr: {low: 0.001, high: 0.0035, step: 0.001}")
+    study = parse_study(text, "s.yaml")
+    assert study.grid_size() == 2 * 2 * 3
+    distribution = optuna.distributions.FloatDistribution(0.001, 0.0035, step=0.001)
+    assert distribution.high == pytest.approx(0.003)  # Optuna's own count agrees
 
 
 BAD_STUDIES = [
@@ -105,7 +116,25 @@ BAD_STUDIES = [
         ":18 trainer.max_epoch",
         "did you mean 'max_epochs'",
     ),
-    ("missing field", _replace("name: tiny\n", ""), "name", "required"),
+    ("missing field", _replace("name: tiny\n", ""), ":1 name: required", "required"),
+    (
+        "bad choice in a union field",
+        _replace("  direction: minimize", "  direction: up"),
+        ":4 objective.direction",
+        "must be 'minimize' or 'maximize'",
+    ),
+    (
+        "bad value for int-or-auto",
+        _replace("  max_epochs: 2", "  max_epochs: 2\n  devices: many"),
+        ":19 trainer.devices",
+        "or must be 'auto'",
+    ),
+    (
+        "unknown loss in a search",
+        _replace("  batch_size: 8", "  batch_size: 8\n  loss: {choices: [rel_l2, l1]}"),
+        ":17 search.loss",
+        "must be one of",
+    ),
     ("wrong type", _replace("  n_trials: 3", "  n_trials: many"), ":21 budget.n_trials", "valid integer"),
     (
         "negative budget",
@@ -244,6 +273,17 @@ def test_bad_study_names_line_and_field(case: tuple[str, str, str, str]) -> None
     assert report.startswith("s.yaml"), report
     assert where in report, report
     assert message in report, report
+
+
+def test_yaml_merge_keys_may_be_overridden() -> None:
+    text = _replace("models:\n", "defaults: &small {width: 4, modes: 2}\nmodels:\n").replace("defaults:", "x-defaults:")
+    with pytest.raises(StudyError, match="x-defaults: unknown key"):  # the anchor must live somewhere valid...
+        parse_study(text, "s.yaml")
+    text = _replace(
+        "    params: {n_layers: 2, padding: 0, projection_width: 16}",
+        "    params: {<<: {n_layers: 3, padding: 0}, n_layers: 2, projection_width: 16}",
+    )
+    assert parse_study(text, "s.yaml").models[0].fixed["n_layers"] == 2  # ...and an explicit key beats a merged one
 
 
 def test_every_problem_is_reported_in_file_order() -> None:

@@ -16,9 +16,7 @@ def relative_l2(prediction: Tensor, target: Tensor) -> Tensor:
     sample whose target is identically zero gives inf or nan, as the metric is undefined there.
     """
     if prediction.shape != target.shape:
-        raise ValueError(
-            f"prediction {tuple(prediction.shape)} and target {tuple(target.shape)} differ in shape"
-        )
+        raise ValueError(f"prediction {tuple(prediction.shape)} and target {tuple(target.shape)} differ in shape")
     dtype = torch.promote_types(torch.promote_types(prediction.dtype, target.dtype), torch.float32)
     prediction = prediction.to(dtype).flatten(start_dim=1)
     target = target.to(dtype).flatten(start_dim=1)

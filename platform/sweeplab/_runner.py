@@ -20,13 +20,14 @@ from rich.console import Console
 
 from sweeplab._console import StudyProgress, format_value
 from sweeplab._provenance import provenance_tags
+from sweeplab._sqlite import prepare_sqlite
 from sweeplab.spec import Study, TrialPlan
 
 if TYPE_CHECKING:
     import optuna
 
     from sweeplab.data import OperatorData
-    from sweeplab.tracking import Tracker
+    from sweeplab.tracking import MetricBuffer, Tracker
 
 # Optuna user attributes (on the study and its trials) that tie them to MLflow.
 PARENT_RUN_ATTR = "sweeplab.mlflow_parent_run_id"
@@ -56,12 +57,6 @@ class StudyInterruptedError(KeyboardInterrupt):
     def __init__(self, outcome: StudyOutcome) -> None:
         super().__init__("study interrupted")
         self.outcome = outcome
-
-
-def prepare_sqlite(url: str) -> None:
-    """Create the folder of a SQLite database (``sqlite:///mlruns/x.db``) so a fresh checkout just works."""
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
 
 
 def finished_trials(trials: list[optuna.trial.FrozenTrial]) -> int:
@@ -120,7 +115,7 @@ class StudyRunner:
         self.tracking_uri = tracking_uri or study.spec.tracking.uri
         budget = study.spec.budget
         self.n_trials = (
-            n_trials or budget.n_trials or (len(study.grid()) if study.spec.sampler.name == "grid" else None)
+            n_trials or budget.n_trials or (study.grid_size() if study.spec.sampler.name == "grid" else None)
         )
         self.console = console or Console(stderr=True)
         self.interrupt = _InterruptSignal()
@@ -141,7 +136,7 @@ class StudyRunner:
         # Optuna would log each failed trial with its traceback; the progress display gives the reason instead.
         optuna.logging.set_verbosity(optuna.logging.ERROR)
         prepare_sqlite(self.storage)
-        return optuna.create_study(
+        study = optuna.create_study(
             study_name=spec.name,
             storage=self.storage,
             sampler=build_sampler(spec.sampler, spec.trainer.seed, len(spec.objectives)),
@@ -149,6 +144,11 @@ class StudyRunner:
             directions=self.study.directions,
             load_if_exists=True,
         )
+        started = len(study.get_trials(deepcopy=False))
+        if started:
+            # A resumed study: a sampler seeded as before would replay its first draws, repeating finished trials.
+            study.sampler = build_sampler(spec.sampler, spec.trainer.seed + started, len(spec.objectives))
+        return study
 
     def _spec_hash(self) -> str:
         return hashlib.sha256(self.study.spec.model_dump_json().encode()).hexdigest()
@@ -181,12 +181,13 @@ class StudyRunner:
             "max_epochs": spec.trainer.max_epochs,
             **{f"data.{k}": v for k, v in self.study.data_params.items()},
         }
-        # MLflow params are immutable once written: a resumed parent keeps the ones it was created with.
-        parent = tracker.open_run(spec.name, tags, params if resume is None else {}, run_id=resume)
+        parent = tracker.open_run(spec.name, tags, run_id=resume)
         if resume is None:
+            optuna_study.set_user_attr(PARENT_RUN_ATTR, parent)  # first, so a failure below cannot orphan it
+            # MLflow params are immutable once written: a resumed parent keeps the ones it was created with.
+            tracker.log(parent, params=params)
             tracker.log_text(parent, self.study.text, "study.yaml")
             tracker.log_text(parent, self.study.resolved_yaml(), "study.resolved.yaml")
-            optuna_study.set_user_attr(PARENT_RUN_ATTR, parent)
         optuna_study.set_user_attr(SPEC_HASH_ATTR, self._spec_hash())
         return parent
 
@@ -194,36 +195,14 @@ class StudyRunner:
     def _objective(self, trial: optuna.Trial) -> float | list[float]:
         import optuna
 
-        from sweeplab._callbacks import EpochCallback, GuardCallback, NonFiniteLoss, PruningCallback, StudyInterrupted
+        from sweeplab._callbacks import EpochCallback, GuardCallback, NonFiniteLoss, PruningCallback
         from sweeplab._trial import train_trial
         from sweeplab.tracking import MetricBuffer
         from sweeplab.tracking._lightning import BufferedMlflowLogger
 
         plan = self.study.sample(trial)
-        spec = self.study.spec
         trial.set_user_attr("architecture", plan.model_name)
         trial.set_user_attr("model", plan.model_key)
-        run_id = self.tracker.open_run(
-            f"trial-{trial.number:03d}-{plan.model_key}",
-            tags={
-                "sweeplab.role": "trial",
-                "sweeplab.study": spec.name,
-                "sweeplab.trial": str(trial.number),
-                "sweeplab.architecture": plan.model_name,
-                "sweeplab.model": plan.model_key,
-                "sweeplab.state": "RUNNING",
-                **self._provenance,
-            },
-            params={
-                **plan.flat_params(),
-                "seed": spec.trainer.seed,
-                "data.name": spec.data.name,
-                "data.identity": self._data.identity,
-                "optuna.trial": trial.number,
-            },
-            parent_run_id=self.parent_run_id,
-        )
-        trial.set_user_attr(RUN_ATTR, run_id)
         self.progress.trial_started(trial.number, plan.model_key)
         metric = self.study.metrics[0]
 
@@ -235,44 +214,80 @@ class StudyRunner:
         callbacks = [GuardCallback(self.interrupt.event), EpochCallback(on_epoch)]
         if len(self.study.metrics) == 1:
             callbacks.insert(0, PruningCallback(trial, metric))
-        workdir = self._workdir / f"trial-{trial.number}"
-        buffer = MetricBuffer(self.tracker, run_id)
+        buffer: MetricBuffer | None = None
         try:
-            result = train_trial(self.study, plan, self._data, BufferedMlflowLogger(buffer), callbacks, workdir)
+            buffer = MetricBuffer(self.tracker, self._open_trial_run(trial, plan))
+            logger = BufferedMlflowLogger(buffer)
+            workdir = self._workdir / f"trial-{trial.number}"
+            result = train_trial(self.study, plan, self._data, logger, callbacks, workdir)
             values = [result.metrics[m] for m in self.study.metrics]
             if not all(math.isfinite(v) for v in values):
                 raise NonFiniteLoss(f"objective {self.study.metrics} = {values} is not finite")
         except optuna.TrialPruned as pruned:
-            buffer.flush()
-            self._end_trial(trial, run_id, "FINISHED", "PRUNED", str(pruned))
+            self._end_trial(trial, buffer, "FINISHED", "PRUNED", str(pruned))
             raise
-        except StudyInterrupted:
-            buffer.flush()
-            self._end_trial(trial, run_id, "KILLED", "FAIL", "interrupted by the user; queued to run again")
+        except Exception as error:
+            self._end_trial(trial, buffer, "FAILED", "FAIL", f"{type(error).__name__}: {error}")
+            raise
+        except BaseException:
+            # Our StudyInterrupted, a KeyboardInterrupt from a second Ctrl-C, or the SystemExit that Lightning's
+            # own SIGTERM handling raises: the trial did not fail by itself, so it is queued to run again.
+            self._end_trial(trial, buffer, "KILLED", "FAIL", "interrupted; queued to run again")
             trial.set_user_attr(INTERRUPTED_ATTR, True)
             trial.study.enqueue_trial(trial.params, user_attrs={RETRY_OF_ATTR: trial.number})
             raise KeyboardInterrupt from None
-        except Exception as error:
-            buffer.flush()
-            self._end_trial(trial, run_id, "FAILED", "FAIL", f"{type(error).__name__}: {error}")
-            raise
         self._checkpoints[trial.number] = (result.checkpoint, plan)
-        self._end_trial(trial, run_id, "FINISHED", "COMPLETE", "")
+        self._end_trial(trial, buffer, "FINISHED", "COMPLETE", "")
         return values[0] if len(values) == 1 else values
 
-    def _end_trial(self, trial: optuna.Trial, run_id: str, status: str, state: str, reason: str) -> None:
-        tags = {"sweeplab.state": state}
+    def _open_trial_run(self, trial: optuna.Trial, plan: TrialPlan) -> str:
+        spec = self.study.spec
+        tags = {
+            "sweeplab.role": "trial",
+            "sweeplab.study": spec.name,
+            "sweeplab.trial": str(trial.number),
+            "sweeplab.architecture": plan.model_name,
+            "sweeplab.model": plan.model_key,
+            "sweeplab.state": "RUNNING",
+            **self._provenance,
+        }
+        params = {
+            **plan.flat_params(),
+            "seed": spec.trainer.seed,
+            "data.name": spec.data.name,
+            "data.identity": self._data.identity,
+            "optuna.trial": trial.number,
+        }
+        name = f"trial-{trial.number:03d}-{plan.model_key}"
+        run_id = self.tracker.open_run(name, tags, parent_run_id=self.parent_run_id)
+        trial.set_user_attr(RUN_ATTR, run_id)  # before anything else can fail, so the run can always be closed
+        self.tracker.log(run_id, params=params)
+        return run_id
+
+    def _end_trial(
+        self, trial: optuna.Trial, buffer: MetricBuffer | None, status: str, state: str, reason: str
+    ) -> None:
+        """Record the trial's outcome on its run; never raises, so the outcome reaches Optuna whatever MLflow does."""
         if reason:
-            tags["sweeplab.reason"] = reason[:5000]
             trial.set_user_attr(REASON_ATTR, reason[:5000])
-        self.tracker.end_run(run_id, status, tags)
+        if buffer is None:
+            return
+        tags = {"sweeplab.state": state} | ({"sweeplab.reason": reason[:5000]} if reason else {})
+        for write in (buffer.flush, lambda: self.tracker.end_run(buffer.run_id, status, tags)):
+            try:
+                write()
+            except Exception as error:  # the tracking store is down: Optuna still records the state
+                self.console.print(f"[yellow]warning:[/] MLflow run {buffer.run_id}: {error}")
 
     def _after_trial(self, optuna_study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         """Runs after Optuna has recorded the trial's state: best so far, checkpoint, progress, budget."""
         best = best_trials(optuna_study)
         saved = self._checkpoints.pop(trial.number, None)
         if saved is not None and trial.number in [t.number for t in best]:
-            self._record_best(trial, best[0], *saved)
+            try:
+                self._record_best(trial, best, *saved)
+            except Exception as error:  # the study goes on; only this checkpoint is missing
+                self.console.print(f"[yellow]warning:[/] could not record trial {trial.number}'s checkpoint: {error}")
         shutil.rmtree(self._workdir / f"trial-{trial.number}", ignore_errors=True)
         finished = finished_trials(optuna_study.get_trials(deepcopy=False))
         self.progress.trial_finished(trial.number, finished, _trial_line(trial), _best_line(best))
@@ -280,19 +295,24 @@ class StudyRunner:
             optuna_study.stop()
 
     def _record_best(
-        self, trial: optuna.trial.FrozenTrial, best: optuna.trial.FrozenTrial, checkpoint: Path, plan: TrialPlan
+        self, trial: optuna.trial.FrozenTrial, best: list[optuna.trial.FrozenTrial], checkpoint: Path, plan: TrialPlan
     ) -> None:
-        """A new best trial: its weights (and how to rebuild the model) go to its run, its value to the parent."""
+        """A new best trial (or a new member of the Pareto front): its weights and how to rebuild the model go to
+        its run; the parent records the best value so far, or the front of a multi-objective study."""
         description = checkpoint.parent / "model.json"
         rebuild = {"architecture": plan.model_name, "params": plan.model_params, "training": plan.training.model_dump()}
         description.write_text(json.dumps(rebuild, indent=2))
         run_id = trial.user_attrs[RUN_ATTR]
         self.tracker.log_artifact(run_id, checkpoint, "model")
         self.tracker.log_artifact(run_id, description, "model")
+        if len(best) > 1 or len(self.study.metrics) > 1:
+            front = ",".join(str(t.number) for t in best)
+            self.tracker.log(self.parent_run_id, tags={"sweeplab.pareto_trials": front})
+            return
         self.tracker.log(
             self.parent_run_id,
-            metrics={f"best_{m}": v for m, v in zip(self.study.metrics, best.values, strict=True)},
-            tags={"sweeplab.best_trial": best.number, "sweeplab.best_run_id": best.user_attrs.get(RUN_ATTR, "")},
+            metrics={f"best_{self.study.metrics[0]}": best[0].values[0]},
+            tags={"sweeplab.best_trial": best[0].number, "sweeplab.best_run_id": run_id},
             step=trial.number,
         )
 
@@ -305,7 +325,6 @@ class StudyRunner:
         quiet_lightning()
         self._data = self._load_data()
         optuna_study = self._optuna_study()
-        prepare_sqlite(self.tracking_uri)
         self.tracker = Tracker(self.tracking_uri, spec.experiment_name)
         self._provenance = provenance_tags(self.study.source)
         self.parent_run_id = self._open_parent(optuna_study, self.tracker)
@@ -313,7 +332,6 @@ class StudyRunner:
         self._set_threads()
         already = finished_trials(optuna_study.get_trials(deepcopy=False))
         remaining = None if self.n_trials is None else max(self.n_trials - already, 0)
-        interrupted = False
         with (
             tempfile.TemporaryDirectory(prefix="sweeplab-") as workdir,
             StudyProgress(self.console, spec.name, self.n_trials, spec.trainer.max_epochs) as self.progress,
@@ -321,24 +339,34 @@ class StudyRunner:
         ):
             self._workdir = Path(workdir)
             self.progress.set_finished(already)
-            if remaining != 0:
-                try:
-                    optuna_study.optimize(
-                        self._objective,
-                        n_trials=remaining,
-                        timeout=spec.budget.timeout,
-                        n_jobs=spec.budget.n_jobs,
-                        catch=(Exception,),
-                        callbacks=[self._after_trial],
-                    )
-                except KeyboardInterrupt:
-                    interrupted = True
-            interrupted = interrupted or self.interrupt.event.is_set()
+            interrupted = self._optimize(optuna_study, remaining)
         self.tracker.end_run(self.parent_run_id, "KILLED" if interrupted else "FINISHED")
         outcome = self._outcome(optuna_study, interrupted)
         if interrupted:
             raise StudyInterruptedError(outcome)
         return outcome
+
+    def _optimize(self, optuna_study: optuna.Study, remaining: int | None) -> bool:
+        """Run trials until the budget is reached; True when the study was interrupted. An unexpected error ends
+        the parent run as FAILED before it propagates, so no run is left RUNNING."""
+        if remaining == 0:
+            return False
+        budget = self.study.spec.budget
+        try:
+            optuna_study.optimize(
+                self._objective,
+                n_trials=remaining,
+                timeout=budget.timeout,
+                n_jobs=budget.n_jobs,
+                catch=(Exception,),
+                callbacks=[self._after_trial],
+            )
+        except KeyboardInterrupt:
+            return True
+        except BaseException:
+            self.tracker.end_run(self.parent_run_id, "FAILED")
+            raise
+        return self.interrupt.event.is_set()
 
     def _set_threads(self) -> None:
         import torch

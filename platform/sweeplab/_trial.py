@@ -53,9 +53,7 @@ def train_trial(
     pl.seed_everything(trainer_spec.seed, verbose=False)
     in_channels, out_channels = study.data_channels
     model = build_model(plan.model_name, in_channels, out_channels, **plan.model_params)
-    task = import_target(study.task.target)(
-        model, plan.training, in_channels=in_channels, out_channels=out_channels
-    )
+    task = import_target(study.task.target)(model, plan.training, in_channels=in_channels, out_channels=out_channels)
     datamodule = OperatorDataModule(data, batch_size=plan.training.batch_size, seed=trainer_spec.seed)
     trainer = pl.Trainer(
         max_epochs=trainer_spec.max_epochs,

@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 
+from sweeplab._sqlite import prepare_sqlite
+
 
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as probe:
@@ -34,8 +36,6 @@ def ui_command(tracking_uri: str, host: str, port: int) -> list[str]:
 
 def serve(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000) -> int:
     """Start the UI and wait for it; Ctrl-C or SIGTERM stops it and the server processes it started."""
-    from sweeplab._runner import prepare_sqlite
-
     prepare_sqlite(tracking_uri)
     port = port or free_port(host)
     print(f"MLflow UI: http://{host}:{port}  (tracking store {tracking_uri}; Ctrl-C stops it)", flush=True)

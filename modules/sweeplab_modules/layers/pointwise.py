@@ -45,9 +45,7 @@ class PointwiseLinear(nn.Linear):
 class PointwiseMLP(nn.Sequential):
     """Two pointwise linear maps with an activation between: ``in -> hidden -> act -> out`` at every point."""
 
-    def __init__(
-        self, in_channels: int, hidden_channels: int, out_channels: int, activation: str = "gelu"
-    ) -> None:
+    def __init__(self, in_channels: int, hidden_channels: int, out_channels: int, activation: str = "gelu") -> None:
         super().__init__(
             PointwiseLinear(in_channels, hidden_channels),
             make_activation(activation),

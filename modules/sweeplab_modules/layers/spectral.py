@@ -145,8 +145,7 @@ class SpectralConv(nn.Module):
     def _check_resolution(self, x: Tensor, grid_shape: tuple[int, ...]) -> None:
         if x.dim() != self.spatial_dims + 2 or x.shape[1] != self.in_channels:
             raise ValueError(
-                f"expected input (batch, {self.in_channels}, {self.spatial_dims} grid dims), "
-                f"got {tuple(x.shape)}"
+                f"expected input (batch, {self.in_channels}, {self.spatial_dims} grid dims), got {tuple(x.shape)}"
             )
         # Leading dims keep 2 * m frequencies that must not overlap; the last keeps m of its n // 2 + 1.
         too_small = [n < 2 * m for m, n in zip(self.modes[:-1], grid_shape[:-1], strict=True)]

@@ -73,9 +73,7 @@ class _FourierNeuralOperator(nn.Module):
         self.padding = _checked_size("padding", padding, minimum=0)
         self.lift = PointwiseLinear(in_channels + spatial_dims, width)
         self.fourier_layers = nn.ModuleList(
-            FourierLayer(
-                width, (modes,) * spatial_dims, make_activation(activation) if i < n_layers - 1 else None
-            )
+            FourierLayer(width, (modes,) * spatial_dims, make_activation(activation) if i < n_layers - 1 else None)
             for i in range(n_layers)
         )
         self.projection = PointwiseMLP(width, projection_width, out_channels, activation)
@@ -83,8 +81,7 @@ class _FourierNeuralOperator(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != self.spatial_dims + 2 or x.shape[1] != self.in_channels:
             raise ValueError(
-                f"expected input (batch, {self.in_channels}, {self.spatial_dims} grid dims), "
-                f"got {tuple(x.shape)}"
+                f"expected input (batch, {self.in_channels}, {self.spatial_dims} grid dims), got {tuple(x.shape)}"
             )
         v = self.lift(append_grid_coordinates(x, self.spatial_dims))
         v = pad_domain(v, self.padding, self.spatial_dims)

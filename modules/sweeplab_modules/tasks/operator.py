@@ -47,9 +47,13 @@ class OperatorLearning(SweepTask):
     Logs ``<stage>_loss`` and ``<stage>_rel_l2`` (relative L2 error, the FNO paper's metric) per epoch.
     """
 
+    LOSSES = ("rel_l2", "mse")
+
     def __init__(self, model: nn.Module, training: TrainingConfig, in_channels: int, out_channels: int) -> None:
         super().__init__(model, training)
         self.loss_name = training.loss or "rel_l2"
+        if self.loss_name not in self.LOSSES:
+            raise ValueError(f"loss must be one of {self.LOSSES}, got {self.loss_name!r}")
         self.input_normalizer = ChannelNormalizer(in_channels)
         self.output_normalizer = ChannelNormalizer(out_channels)
 

@@ -51,8 +51,7 @@ def _output_relevant_params(validated: Any) -> dict[str, Any]:
     neutral = {
         name
         for name, field in fields.items()
-        if isinstance(field.json_schema_extra, dict)
-        and field.json_schema_extra.get("affects_output") is False
+        if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("affects_output") is False
     }
     return validated.model_dump(mode="json", exclude=neutral)
 

@@ -2,11 +2,15 @@
 the boundary of (0,1)^2.
 
 Each sample draws a Gaussian random field g on the fine node grid (see ``_grf``), maps it to a coefficient a
-(threshold 12/3 or exp(g)), solves with second-order finite differences and a sparse direct solver, and keeps
-every k-th node of a and u. Sample i draws only from its own random stream (seed, i), so the data do not
-depend on how the samples are spread over processes.
+(threshold 12/3 or exp(g)), solves with second-order finite differences and a linear solver from ``solvers``
+(sparse direct by default), and keeps every k-th node of a and u. Sample i draws only from its own random
+stream (seed, i), so the data do not depend on how the samples are spread over processes. A solver that
+carries information from one system to the next (``skr``) solves fixed blocks of consecutive samples together,
+so its data do not depend on the processes either; they differ from a lone solve of each sample
+(``darcy_sample``) within the tolerance.
 
-Only numpy and pydantic are imported at module level: scipy is imported where it is used, torch never.
+Only numpy and pydantic are imported at module level (``solvers`` too imports only numpy): scipy and pyamg are
+imported where they are used, torch never.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 from typing import Literal
@@ -27,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sweeplab.data._grf import sample_gaussian_random_field
 from sweeplab.data.solvers import LinearSystem, SolverMethod, solve_sequence
 
-__all__ = ["DarcyParams", "darcy_sample", "darcy_system", "generate_darcy", "solve_darcy"]
+__all__ = ["DarcyParams", "darcy_sample", "darcy_samples", "darcy_system", "generate_darcy", "solve_darcy"]
 
 _log = logging.getLogger(__name__)
 
@@ -45,13 +49,9 @@ class DarcyParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     n_train: int = Field(1000, ge=1, description="Number of training samples (samples 0 .. n_train-1).")
-    n_val: int = Field(
-        100, ge=1, description="Number of validation samples (they follow the training samples)."
-    )
+    n_val: int = Field(100, ge=1, description="Number of validation samples (they follow the training samples).")
     n_test: int = Field(100, ge=1, description="Number of test samples (they follow the validation samples).")
-    resolution: int = Field(
-        85, ge=2, description="Output grid size s: s x s nodes subsampled from the fine grid."
-    )
+    resolution: int = Field(85, ge=2, description="Output grid size s: s x s nodes subsampled from the fine grid.")
     fine_resolution: int = Field(421, ge=3, description="Nodes per side of the grid the PDE is solved on.")
     alpha: float = Field(2.0, gt=1.0, description="Smoothness exponent of the random field's covariance.")
     tau: float = Field(3.0, gt=0.0, description="Inverse length scale of the random field's covariance.")
@@ -62,7 +62,17 @@ class DarcyParams(BaseModel):
     a_high: float = Field(12.0, gt=0.0, description="Coefficient where g >= 0 (threshold coefficient only).")
     a_low: float = Field(3.0, gt=0.0, description="Coefficient where g < 0 (threshold coefficient only).")
     seed: int = Field(0, ge=0, description="Root seed; sample i draws from its own stream (seed, i).")
-    solver: Literal["direct"] = Field("direct", description="Linear solver: sparse direct LU (SuperLU).")
+    solver: SolverMethod = Field(
+        "direct",
+        description="Linear solver: direct (sparse LU), amg (AMG-preconditioned CG), gmres (GMRES(40)), skr "
+        "(sorting + GCRO-DR Krylov recycling over blocks of samples) or auto (by grid size, measured).",
+    )
+    tolerance: float = Field(
+        1e-10,
+        gt=0.0,
+        lt=1.0,
+        description="Relative residual the iterative solvers reach, ||f - A u|| / ||f||; direct is exact.",
+    )
     workers: int | None = Field(
         None,
         ge=1,
@@ -148,17 +158,34 @@ def _coefficient_from_field(field: np.ndarray, params: DarcyParams) -> np.ndarra
     return np.exp(field)
 
 
-def darcy_sample(params: DarcyParams, index: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sample ``index`` of the data set: (a, u) on the output grid, float32, each shaped (s, s)."""
-    rng = np.random.default_rng(np.random.SeedSequence(params.seed, spawn_key=(index,)))
-    field = sample_gaussian_random_field(rng, params.fine_resolution, params.alpha, params.tau)
-    coefficient = _coefficient_from_field(field, params)
-    solution = solve_darcy(coefficient)
+# Consecutive samples solved in one solve_sequence call by a solver that carries information from system to
+# system (skr sorts and recycles within a block); other solvers solve each sample alone. Fixed, so that the
+# data do not depend on the number of workers. 25 samples at 421^2 hold ~0.3 GB of matrices.
+_RECYCLING_BLOCK = 25
+
+
+def _block_size(params: DarcyParams) -> int:
+    return _RECYCLING_BLOCK if params.solver == "skr" else 1
+
+
+def darcy_samples(params: DarcyParams, indices: Sequence[int]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Samples ``indices`` of the data set, solved together: (a, u) on the output grid, float32, (s, s) each."""
+    coefficients = []
+    for index in indices:
+        rng = np.random.default_rng(np.random.SeedSequence(params.seed, spawn_key=(index,)))
+        field = sample_gaussian_random_field(rng, params.fine_resolution, params.alpha, params.tau)
+        coefficients.append(_coefficient_from_field(field, params))
+    solutions, _ = solve_sequence([darcy_system(a) for a in coefficients], params.solver, params.tolerance)
     step = params.subsampling_step
-    return (
-        coefficient[::step, ::step].astype(np.float32),
-        solution[::step, ::step].astype(np.float32),
-    )
+    return [
+        (a[::step, ::step].astype(np.float32), _embed(a, u)[::step, ::step].astype(np.float32))
+        for a, u in zip(coefficients, solutions, strict=True)
+    ]
+
+
+def darcy_sample(params: DarcyParams, index: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sample ``index`` of the data set, solved alone: (a, u) on the output grid, float32, each shaped (s, s)."""
+    return darcy_samples(params, [index])[0]
 
 
 def _available_cores() -> int:
@@ -168,31 +195,37 @@ def _available_cores() -> int:
 
 
 def _samples(params: DarcyParams, count: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Samples 0 .. count-1 in order; the first is timed in this process to decide whether a pool pays off."""
+    """Samples 0 .. count-1 in order; the first block is timed in this process to decide whether a pool pays."""
     # Imported before timing, so that the estimate measures the solve, not the import.
     import scipy.fft
     import scipy.sparse.linalg  # noqa: F401
 
+    size = _block_size(params)
+    blocks = [range(start, min(start + size, count)) for start in range(0, count, size)]
     started = time.perf_counter()
-    yield darcy_sample(params, 0)
-    seconds_per_sample = time.perf_counter() - started
+    first = darcy_samples(params, blocks[0])
+    seconds_per_sample = (time.perf_counter() - started) / len(blocks[0])
+    yield from first
 
-    remaining = range(1, count)
+    remaining = blocks[1:]
+    remaining_samples = count - len(blocks[0])
     workers = min(params.workers or _available_cores(), len(remaining))
-    if workers <= 1 or seconds_per_sample * len(remaining) < _MIN_SERIAL_SECONDS_FOR_POOL:
-        for index in remaining:
-            yield darcy_sample(params, index)
+    if workers <= 1 or seconds_per_sample * remaining_samples < _MIN_SERIAL_SECONDS_FOR_POOL:
+        for block in remaining:
+            yield from darcy_samples(params, block)
         return
 
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     # A few chunks per worker balance the load; chunks of at most ~2 s keep the progress report moving.
-    chunksize = max(1, min(math.ceil(len(remaining) / (4 * workers)), int(2.0 / seconds_per_sample)))
+    seconds_per_block = seconds_per_sample * size
+    chunksize = max(1, min(math.ceil(len(remaining) / (4 * workers)), int(2.0 / seconds_per_block)))
     # forkserver, not fork: the caller may already run threads (torch, MLflow), and forking those is unsafe.
     context = multiprocessing.get_context("forkserver")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        yield from pool.map(partial(darcy_sample, params), remaining, chunksize=chunksize)
+        for samples in pool.map(partial(darcy_samples, params), remaining, chunksize=chunksize):
+            yield from samples
 
 
 @contextmanager

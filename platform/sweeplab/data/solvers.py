@@ -21,6 +21,7 @@ the order of the input, whatever order the method solved them in.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -36,15 +37,17 @@ __all__ = [
     "SolverMethod",
     "choose_method",
     "greedy_order",
+    "iter_solutions",
+    "resolve_method",
+    "single_threaded_blas",
     "solve_sequence",
 ]
 
 SolverMethod = Literal["direct", "amg", "gmres", "skr", "auto"]
 SOLVER_METHODS: tuple[str, ...] = get_args(SolverMethod)
 
-# `auto` takes AMG-CG from this many unknowns on (symmetric positive definite systems only). Measured with
-# bench/datagen.py on 2 cores, one BLAS thread, Darcy coefficients: see choose_method.
-_AMG_FROM_UNKNOWNS = 40_000
+# `auto` takes AMG-CG from this many unknowns on (symmetric positive definite systems only); see choose_method.
+_AMG_FROM_UNKNOWNS = 30_000
 
 
 class ConvergenceError(RuntimeError):
@@ -82,11 +85,11 @@ class SolveStats:
 def choose_method(unknowns: int, definite: bool) -> str:
     """The method ``auto`` uses for systems of this size.
 
-    Measured (bench/datagen.py, 2 shared cores, one BLAS thread): sparse LU beats everything up to ~10^4
-    unknowns (Darcy n = 6400: direct ~20x faster than GMRES(40), and AMG's setup costs more than the LU); for
-    Darcy on the 421^2 grid (175,561 unknowns) AMG-CG to 1e-10 takes ~0.6x the time of the LU. The Krylov
-    methods without preconditioner never win in 2D, recycling or not. AMG needs a definite matrix, so
-    indefinite systems (Helmholtz) always go to the LU.
+    Measured on 2 busy cores with one BLAS thread, Darcy (threshold coefficient) to 1e-10, time of AMG-CG over
+    sparse LU per system: 1.7 at 4,096 unknowns, 1.2 at 19,321, 0.9 at 32,041, 0.7 at 89,401, ~0.6 at 175,561
+    (the 421^2 grid); the crossover lies near 25,000. The Krylov methods without preconditioner are never
+    competitive in 2D, recycling or not (Darcy n = 6,400: LU ~15x faster than SKR; bench/datagen.py). AMG-CG
+    needs a definite matrix, so indefinite systems (Helmholtz) always go to the LU.
     """
     if definite and unknowns >= _AMG_FROM_UNKNOWNS:
         return "amg"
@@ -112,42 +115,89 @@ def solve_sequence(
     beyond). The BLAS runs single-threaded meanwhile: the dense work here is tall-skinny products, which a
     second thread slows down on busy cores (pyamg's setup took 5x longer with two threads, measured).
     """
-    if method not in SOLVER_METHODS:
-        raise ValueError(f"unknown solver {method!r}; choose one of {', '.join(SOLVER_METHODS)}")
-    if not 0.0 < tolerance < 1.0:
-        raise ValueError(f"tolerance must lie in (0, 1), got {tolerance}")
-    if method == "auto":
-        method = choose_method(max((s.unknowns for s in systems), default=0), all(s.definite for s in systems))
-    if method == "amg" and not all(s.definite for s in systems):
-        raise ValueError("the amg solver (AMG-preconditioned CG) needs symmetric positive definite systems")
-
-    order = greedy_order([s.parameter for s in systems], group_size) if method == "skr" and sort else None
-    if order is None:
-        order = np.arange(len(systems))
     solutions: list[np.ndarray] = [np.empty(0)] * len(systems)
     iterations = np.zeros(len(systems), dtype=np.int64)
-    started = time.perf_counter()
-    with _single_threaded_blas():
-        recycler = _GcroDr(restart, recycle_dimension) if method == "skr" else None
-        for index in order:
-            system = systems[index]
-            if method == "direct":
-                solutions[index] = _solve_direct(system)
-            elif method == "amg":
-                solutions[index], iterations[index] = _solve_amg(system, tolerance, max_iterations)
-            elif method == "gmres":
-                solutions[index], iterations[index] = _solve_gmres(system, tolerance, restart, max_iterations)
-            else:
-                assert recycler is not None
-                solutions[index], iterations[index] = recycler.solve(
-                    system.matrix, system.rhs, tolerance, max_iterations
-                )
+    order = []
+    started = time.perf_counter()  # SKR's sorting is part of its cost
+    with single_threaded_blas():
+        solved = iter_solutions(
+            systems,
+            method,
+            tolerance,
+            sort=sort,
+            restart=restart,
+            recycle_dimension=recycle_dimension,
+            group_size=group_size,
+            max_iterations=max_iterations,
+        )
+        for index, solution, count in solved:
+            solutions[index], iterations[index] = solution, count
+            order.append(index)
     seconds = time.perf_counter() - started
-    return solutions, SolveStats(method=method, iterations=iterations, seconds=seconds, order=order)
+    resolved = resolve_method(systems, method)
+    return solutions, SolveStats(method=resolved, iterations=iterations, seconds=seconds, order=np.array(order))
+
+
+def resolve_method(systems: Sequence[LinearSystem], method: SolverMethod) -> str:
+    """``method``, with ``auto`` replaced by its choice for these systems; refuses what cannot work."""
+    if method not in SOLVER_METHODS:
+        raise ValueError(f"unknown solver {method!r}; choose one of {', '.join(SOLVER_METHODS)}")
+    definite = all(s.definite for s in systems)
+    if method == "auto":
+        return choose_method(max((s.unknowns for s in systems), default=0), definite)
+    if method == "amg" and not definite:
+        raise ValueError("the amg solver (AMG-preconditioned CG) needs symmetric positive definite systems")
+    return method
+
+
+def iter_solutions(
+    systems: Sequence[LinearSystem],
+    method: SolverMethod = "auto",
+    tolerance: float = 1e-10,
+    *,
+    sort: bool = True,
+    restart: int = 40,
+    recycle_dimension: int = 20,
+    group_size: int = 200,
+    max_iterations: int = 100_000,
+) -> Iterator[tuple[int, np.ndarray, int]]:
+    """``solve_sequence`` one system at a time: yields (input index, solution, iterations) in solving order.
+
+    Lets a caller interleave methods system by system (bench/datagen.py does, to time them fairly on shared
+    cores). Arguments are checked now; SKR's sorting runs at the first ``next``. Leaves the BLAS threads alone.
+    """
+    resolved = resolve_method(systems, method)
+    if not 0.0 < tolerance < 1.0:
+        raise ValueError(f"tolerance must lie in (0, 1), got {tolerance}")
+    recycler = _GcroDr(restart, recycle_dimension) if resolved == "skr" else None
+
+    def solve(system: LinearSystem) -> tuple[np.ndarray, int]:
+        if not system.rhs.any():  # the relative residual is undefined, the answer exact
+            return np.zeros_like(system.rhs, dtype=np.float64), 0
+        if resolved == "direct":
+            return _solve_direct(system), 0
+        if resolved == "amg":
+            return _solve_amg(system, tolerance, max_iterations)
+        if resolved == "gmres":
+            return _solve_gmres(system, tolerance, restart, max_iterations)
+        assert recycler is not None
+        return recycler.solve(system.matrix, system.rhs, tolerance, max_iterations)
+
+    def solutions() -> Iterator[tuple[int, np.ndarray, int]]:
+        if resolved == "skr" and sort:
+            order = greedy_order([s.parameter for s in systems], group_size)
+        else:
+            order = np.arange(len(systems))
+        for index in order:
+            solution, iterations = solve(systems[index])
+            yield int(index), solution, iterations
+
+    return solutions()
 
 
 @contextmanager
-def _single_threaded_blas() -> Iterator[None]:
+def single_threaded_blas() -> Iterator[None]:
+    """Limit the BLAS to one thread meanwhile (with threadpoolctl; without it, a no-op)."""
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # optional: without it the BLAS keeps its thread count
@@ -284,7 +334,7 @@ class _GcroDr:
         self._kept: np.ndarray | None = None  # Y: the recycle basis carried to the next system
 
     def solve(self, matrix: Any, rhs: np.ndarray, tolerance: float, max_iterations: int) -> tuple[np.ndarray, int]:
-        from scipy.linalg import qr, solve_triangular
+        from scipy.linalg import qr
 
         matrix = matrix.tocsr()
         rhs = np.asarray(rhs, dtype=np.float64)
@@ -298,27 +348,30 @@ class _GcroDr:
         basis_u: np.ndarray | None = None
         kept = self._kept
         if kept is not None and kept.shape[0] == rhs.shape[0]:
-            image, triangle = qr(np.asarray(matrix @ kept), mode="economic")
+            image, triangle = qr(np.asarray(matrix @ kept), mode="economic", check_finite=False)
             iterations += kept.shape[1]
             if _well_conditioned(triangle):
                 basis_c = np.asfortranarray(image)
-                basis_u = solve_triangular(triangle, kept.T, trans="T").T
+                basis_u = kept @ _inverse_triangle(triangle)
 
         while True:
             if basis_c is not None:
                 assert basis_u is not None
+                # The minimum-residual correction from span(U): as A U = C, it removes r's component in C.
                 coefficients = basis_c.T @ residual
                 solution += basis_u @ coefficients
                 residual -= basis_c @ coefficients
-            residual_norm = np.linalg.norm(residual)
-            if residual_norm <= target:
-                break
+            if np.linalg.norm(residual) <= target:
+                # Confirmed with a fresh product: A U = C holds only up to rounding.
+                residual = rhs - matrix @ solution
+                if np.linalg.norm(residual) <= target:
+                    break
             if iterations >= max_iterations:
                 raise ConvergenceError(
                     f"GCRO-DR({self.restart}, {self.recycle_dimension}) did not reach tolerance {tolerance} "
                     f"in {iterations} iterations"
                 )
-            cycle = _Cycle(matrix, residual, residual_norm, basis_c, self.restart, target)
+            cycle = _Cycle(matrix, residual, np.linalg.norm(residual), basis_c, self.restart, target)
             iterations += cycle.steps
             correction = cycle.correction(basis_u)
             solution += correction
@@ -333,9 +386,17 @@ class _GcroDr:
         return solution, iterations
 
 
+def _inverse_triangle(triangle: np.ndarray) -> np.ndarray:
+    # Y R^{-1} as Y times the small inverse: a triangular solve with thousands of right-hand sides is ~5x
+    # slower here (measured at n = 6400, k = 20), and R is well conditioned (checked before).
+    from scipy.linalg import solve_triangular
+
+    return solve_triangular(triangle, np.eye(triangle.shape[0]), check_finite=False)
+
+
 def _well_conditioned(triangle: np.ndarray) -> bool:
     diagonal = np.abs(np.diag(triangle))
-    return bool(diagonal.size) and diagonal.min() > 1e-12 * diagonal.max()
+    return bool(diagonal.size) and diagonal.min() > 1e-8 * diagonal.max()
 
 
 class _Cycle:
@@ -379,16 +440,16 @@ class _Cycle:
         steps = 0
         for j in range(max_steps):
             vector = matrix @ self.v_hat[:, p + j]
-            norm_before = np.linalg.norm(vector)
+            norm_before = math.sqrt(vector @ vector)
             columns = self.v_hat[:, : p + j + 1]
             coefficients = columns.T @ vector
             vector -= columns @ coefficients
-            norm = np.linalg.norm(vector)
+            norm = math.sqrt(vector @ vector)
             if norm < 0.7 * norm_before:  # much cancelled: one more pass restores orthogonality
                 correction = columns.T @ vector
                 vector -= columns @ correction
                 coefficients += correction
-                norm = np.linalg.norm(vector)
+                norm = math.sqrt(vector @ vector)
             self.coefficients[: p + j + 1, j] = coefficients
             self.coefficients[p + j + 1, j] = norm
             steps = j + 1
@@ -412,7 +473,7 @@ class _Cycle:
         self.steps = steps
         from scipy.linalg import solve_triangular
 
-        self.y = solve_triangular(rotated[:steps, :steps], self.projected_rhs[:steps])
+        self.y = solve_triangular(rotated[:steps, :steps], self.projected_rhs[:steps], check_finite=False)
 
     def correction(self, basis_u: np.ndarray | None) -> np.ndarray:
         p, steps = self.recycled, self.steps
@@ -445,29 +506,33 @@ class _Cycle:
             cross[:, :p] = (v_hat.T @ basis_u) * scales
         cross[p : p + steps, p:] = np.eye(steps)
 
-        eigenvalues, eigenvectors = eig(g.T @ g, g.T @ cross)
-        magnitudes = np.abs(eigenvalues)
-        magnitudes[~np.isfinite(magnitudes)] = np.inf
+        # With G = Q_G R_G, the pencil becomes the standard problem R_G^{-1} Q_G^T V_hat^T W z = z / theta,
+        # conditioned like G rather than G^T G; the wanted smallest |theta| are its largest eigenvalues.
+        q_g, r_g = qr(g, mode="economic", check_finite=False)
+        reduced = solve_triangular(r_g, q_g.T @ cross, check_finite=False)
+        inverse_values, eigenvectors = eig(reduced, check_finite=False)
         wanted = min(dimension, p + steps - 1)
         columns: list[np.ndarray] = []
-        for index in np.argsort(magnitudes, kind="stable"):
-            if len(columns) >= wanted or not np.isfinite(magnitudes[index]):
+        for index in np.argsort(-np.abs(inverse_values), kind="stable"):
+            value, vector = inverse_values[index], eigenvectors[:, index]
+            if len(columns) >= wanted or value == 0.0:
                 break
-            value, vector = eigenvalues[index], eigenvectors[:, index]
             if abs(value.imag) <= 1e-12 * abs(value):
                 columns.append(vector.real)
             elif value.imag > 0 and len(columns) + 2 <= wanted:  # one of each conjugate pair, both parts
                 columns.extend((vector.real, vector.imag))
         if not columns:
             return None
-        selection = qr(np.column_stack(columns), mode="economic")[0]  # a well-conditioned basis of the same span
+        # A well-conditioned basis of the same span.
+        selection = qr(np.column_stack(columns), mode="economic", check_finite=False)[0]
 
-        kept = self.v_hat[:, p : p + steps] @ selection[p:]
-        if basis_u is not None:
-            kept += basis_u @ (scales[:, None] * selection[:p])
-        q, triangle = qr(g @ selection, mode="economic")
+        q, triangle = qr(g @ selection, mode="economic", check_finite=False)
         if not _well_conditioned(triangle):
             return None
-        basis_c = np.asfortranarray(v_hat @ q)
-        basis_u_new = solve_triangular(triangle, kept.T, trans="T").T
+        basis_c = v_hat @ q
+        # U = W P R^{-1}, with the small factor P R^{-1} formed first (one product of long vectors, not two).
+        combination = selection @ _inverse_triangle(triangle)
+        basis_u_new = self.v_hat[:, p : p + steps] @ combination[p:]
+        if basis_u is not None:
+            basis_u_new += basis_u @ (scales[:, None] * combination[:p])
         return basis_c, basis_u_new

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import itertools
 import json
-from collections.abc import Iterator, Sequence
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -42,14 +42,13 @@ class Dimension:
             return trial.suggest_int(self.name, int(self.low), int(self.high), step=int(self.step or 1), log=self.log)  # type: ignore[arg-type]
         return trial.suggest_float(self.name, float(self.low), float(self.high), step=self.step, log=self.log)  # type: ignore[arg-type]
 
-    def grid_values(self) -> list[Any]:
-        """Every value of a discrete dimension, as Optuna stores it (choices encoded)."""
+    def grid_size(self) -> int:
+        """How many values a discrete dimension has; a range ends at the last step not past ``high``, as Optuna's
+        distributions do."""
         if self.choices is not None:
-            return list(self._encoded_choices())
+            return len(self.choices)
         step = self.step or 1
-        count = int(round((self.high - self.low) / step)) + 1  # type: ignore[operator]
-        values = [self.low + i * step for i in range(count)]  # type: ignore[operator]
-        return [int(v) for v in values] if self.integer else [float(v) for v in values]
+        return int(math.floor((self.high - self.low) / step + 1e-9)) + 1  # type: ignore[operator]
 
     def _encoded_choices(self) -> Sequence[Any]:
         # Optuna's categorical choices must be primitives: lists and mappings travel as JSON text.
@@ -59,11 +58,3 @@ class Dimension:
     def _decode(self, encoded: Any) -> Any:
         assert self.choices is not None
         return self.choices[list(self._encoded_choices()).index(encoded)]
-
-
-def grid_points(groups: Sequence[tuple[dict[str, Any], Sequence[Dimension]]]) -> Iterator[dict[str, Any]]:
-    """All parameter assignments of a grid: for each (fixed params, dimensions) group, the product of its values."""
-    for fixed, dimensions in groups:
-        names = [d.name for d in dimensions]
-        for values in itertools.product(*(d.grid_values() for d in dimensions)):
-            yield {**fixed, **dict(zip(names, values, strict=False))}

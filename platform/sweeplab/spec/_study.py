@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from sweeplab.data._registry import DATASETS, DatasetEntry
 from sweeplab.spec._errors import Location, SpecIssue, StudyError
 from sweeplab.spec._schema import SPACE_TAGS, SPEC_MODELS, Choices, Range, StudySpec
-from sweeplab.spec._space import MODEL_PARAM, Dimension, grid_points
+from sweeplab.spec._space import MODEL_PARAM, Dimension
 from sweeplab.spec._yaml import YamlError, load_with_lines
 from sweeplab_modules.registry import (
     INJECTED_PARAMETERS,
@@ -118,14 +119,14 @@ class Study:
         model_params = {k: v for k, v in values.items() if k not in _TRAINING_FIELDS}
         return TrialPlan(plan.key, plan.entry.name, model_params, TrainingConfig(**training))
 
-    def grid(self) -> list[dict[str, Any]]:
-        """Every point of a grid study, as Optuna parameters."""
-        groups = []
+    def grid_size(self) -> int:
+        """How many points a grid study has: per architecture, the product of its dimensions' sizes."""
+        total = 0
         for plan in self.models:
             own_targets = {d.target for d in plan.dimensions} | set(plan.fixed)
-            shared = [d for d in self.shared_dimensions if d.target not in own_targets]
-            groups.append(({MODEL_PARAM: plan.key}, shared + list(plan.dimensions)))
-        return list(grid_points(groups))
+            dimensions = [d for d in self.shared_dimensions if d.target not in own_targets] + list(plan.dimensions)
+            total += math.prod(d.grid_size() for d in dimensions)
+        return total
 
 
 def load_study(path: str | Path) -> Study:
@@ -140,7 +141,7 @@ def load_study(path: str | Path) -> Study:
 
 def parse_study(text: str, source: str = "<study>") -> Study:
     try:
-        raw, lines = load_with_lines(text, source)
+        raw, lines = load_with_lines(text)
     except YamlError as error:
         raise StudyError(source, [SpecIssue(error.location, error.message, error.line)]) from None
     if not isinstance(raw, dict):
@@ -149,7 +150,7 @@ def parse_study(text: str, source: str = "<study>") -> Study:
     try:
         spec = StudySpec.model_validate(raw)
     except ValidationError as error:
-        issues = [_pydantic_issue(e, prefix=()) for e in error.errors()]
+        issues = _pydantic_issues(error.errors(), raw)
         raise StudyError(source, [_with_line(i, lines) for i in issues]) from None
     checker = _Checker(spec)
     study = checker.resolve(source, text)
@@ -169,23 +170,51 @@ def _with_line(issue: SpecIssue, lines: Mapping[Location, int]) -> SpecIssue:
 _ALL_SPEC_KEYS = sorted({name for model in SPEC_MODELS for name in model.model_fields})
 
 
-def _pydantic_issue(error: Mapping[str, Any], prefix: Location, known: list[str] | None = None) -> SpecIssue:
-    # Drop the tags pydantic adds for tagged unions and union members: users never wrote them.
-    location = prefix + tuple(
-        part for part in error["loc"] if part not in SPACE_TAGS and not str(part).startswith("function-")
-    )
-    message = error["msg"].removeprefix("Value error, ")
-    if error["type"] == "extra_forbidden":
-        key = str(location[-1])
-        close = difflib.get_close_matches(key, known if known is not None else _ALL_SPEC_KEYS, n=1)
-        message = "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
-    elif error["type"] == "missing":
-        message = "required"
-    elif error["type"] == "literal_error":
-        message = message.replace("Input should be", "must be")
-    else:
-        message = message.replace("Input should be", "must be")
-    return SpecIssue(location, message)
+def _pydantic_issues(
+    errors: list[Any], raw: Any, prefix: Location = (), known: list[str] | None = None
+) -> list[SpecIssue]:
+    """Pydantic's errors as issues at the places the user wrote. Pydantic adds the names of union members
+    (``Objective``, ``list[Objective]``, ``int``) to its locations: only parts present in ``raw`` are kept, and the
+    members' messages for one place are merged ("must be a valid integer or must be 'auto'")."""
+    merged: dict[Location, list[str]] = {}
+    for error in errors:
+        location = prefix + _written_part(error["loc"], raw)
+        message = error["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
+        if error["type"] == "extra_forbidden":
+            close = difflib.get_close_matches(str(location[-1]), known or _ALL_SPEC_KEYS, n=1)
+            message = "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
+        elif error["type"] == "missing":
+            message = "required"
+        merged.setdefault(location, [])
+        if message not in merged[location]:
+            merged[location].append(message)
+    # A member that failed on the container's type ("must be a valid list") is noise when another member got
+    # further into the value: keep the deeper errors.
+    deepest = {loc for loc in merged if not any(other[: len(loc)] == loc and other != loc for other in merged)}
+    return [SpecIssue(loc, " or ".join(messages)) for loc, messages in merged.items() if loc in deepest]
+
+
+def _written_part(location: tuple[Any, ...], raw: Any) -> Location:
+    """``location`` without the parts pydantic adds for unions (tags and member names like ``Objective``,
+    ``list[Objective]``, ``int``, ``literal['auto']``), which the user never wrote."""
+    kept: list[str | int] = []
+    node = raw
+    for part in location:
+        present = (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        )
+        if present:
+            node = node[part]
+        elif part in SPACE_TAGS or str(part).startswith("function-") or _is_union_member_label(part):
+            continue
+        else:  # a key not written (missing or unknown): keep it, nothing below it was written either
+            node = None
+        kept.append(part)
+    return tuple(kept)
+
+
+def _is_union_member_label(part: Any) -> bool:
+    return isinstance(part, str) and (part[:1].isupper() or "[" in part or part in ("int", "float", "str", "bool"))
 
 
 class _Checker:
@@ -210,8 +239,8 @@ class _Checker:
         self._check_objectives(models)
         self._check_strategy(models, shared_dims)
         self._check_uris()
-        if task and "loss" in shared_fixed and shared_fixed["loss"] not in task.losses:
-            self.fail(("search", "loss"), f"must be one of {list(task.losses)} for the {task.name} task")
+        if task:
+            self._check_loss(("search",), task, shared_fixed, shared_dims)
         if self.issues or task is None or dataset is None:
             return None
         study = Study(
@@ -239,8 +268,7 @@ class _Checker:
         try:
             params = model.model_validate(data.params)
         except ValidationError as error:
-            for e in error.errors():
-                self.issues.append(_pydantic_issue(e, ("data", "params"), known=list(model.model_fields)))
+            self.issues += _pydantic_issues(error.errors(), data.params, ("data", "params"), list(model.model_fields))
             return entry, {}, (0, 0)
         return entry, params.model_dump(mode="json"), entry.channels(params)
 
@@ -282,9 +310,18 @@ class _Checker:
         for name, parameter in parameters.items():
             if parameter.required and name not in given:
                 self.fail(where + ("params",), f"{model.name} needs a value for {name!r}")
-        if "loss" in fixed and fixed["loss"] not in TASKS[entry.task].losses:
-            self.fail(where, f"loss must be one of {list(TASKS[entry.task].losses)} for the {entry.task} task")
+        self._check_loss(
+            where + ("params" if "loss" in model.params else "search",), TASKS[entry.task], fixed, dimensions
+        )
         return ModelPlan(model.key, entry, fixed, tuple(dimensions))
+
+    def _check_loss(self, where: Location, task: TaskEntry, fixed: dict[str, Any], dims: list[Dimension]) -> None:
+        searched = [d.choices or () for d in dims if d.target == "loss"]
+        for value in ([fixed["loss"]] if "loss" in fixed else []) + [c for choices in searched for c in choices]:
+            if value not in task.losses:
+                self.fail(
+                    where + ("loss",), f"must be one of {list(task.losses)} for the {task.name} task, got {value!r}"
+                )
 
     def _check_space(
         self, where: Location, space: dict[str, Any], parameters: Mapping[str, Parameter], prefix: str
@@ -415,7 +452,7 @@ class _Checker:
     def _check_budget(self, study: Study) -> None:
         budget = self.spec.budget
         if self.spec.sampler.name == "grid":
-            size = len(study.grid())
+            size = study.grid_size()
             if budget.n_trials is not None and budget.n_trials > size:
                 self.fail(("budget", "n_trials"), f"the grid has only {size} points")
         elif budget.n_trials is None and budget.timeout is None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -39,7 +38,7 @@ class YamlError(ValueError):
         self.location = location
 
 
-def load_with_lines(text: str, source: str | Path = "<string>") -> tuple[Any, dict[Location, int]]:
+def load_with_lines(text: str) -> tuple[Any, dict[Location, int]]:
     """Parse ``text``; return the data and a map from each value's location (keys and indices) to its line."""
     loader = _Loader(text)
     try:
@@ -62,14 +61,19 @@ def load_with_lines(text: str, source: str | Path = "<string>") -> tuple[Any, di
 def _convert(loader: _Loader, node: yaml.Node, location: Location, lines: dict[Location, int]) -> Any:
     lines[location] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)  # resolves YAML merge keys (<<)
-        result: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
+        written = [key_node for key_node, _ in node.value if key_node.tag != "tag:yaml.org,2002:merge"]
+        seen: set[Any] = set()
+        for key_node in written:  # a key written twice is a mistake; one that overrides a merged (<<) key is not
             key = loader.construct_object(key_node, deep=True)
             if not isinstance(key, (str, int, float, bool)):
                 raise YamlError("mapping keys must be plain scalars", key_node.start_mark.line + 1, location)
-            if key in result:
+            if key in seen:
                 raise YamlError(f"duplicate key {key!r}", key_node.start_mark.line + 1, location + (key,))
+            seen.add(key)
+        loader.flatten_mapping(node)  # merged pairs first, then the written ones: later pairs win
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
             result[key] = _convert(loader, value_node, location + (key,), lines)
             lines[location + (key,)] = key_node.start_mark.line + 1
         return result

@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sweeplab._sqlite import prepare_sqlite
+
 if TYPE_CHECKING:
     from mlflow.entities import Metric
     from mlflow.tracking import MlflowClient
@@ -39,8 +41,7 @@ class Tracker:
         from mlflow.tracking import MlflowClient
 
         quiet_mlflow_logs()
-        if tracking_uri.startswith("sqlite:///"):
-            Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        prepare_sqlite(tracking_uri)
         self.tracking_uri = tracking_uri
         self.client: MlflowClient = MlflowClient(tracking_uri=tracking_uri)
         self.experiment_id = self._experiment_id(experiment)
@@ -60,23 +61,17 @@ class Tracker:
             return created.experiment_id
 
     def open_run(
-        self,
-        name: str,
-        tags: Mapping[str, str],
-        params: Mapping[str, Any] = {},
-        parent_run_id: str | None = None,
-        run_id: str | None = None,
+        self, name: str, tags: Mapping[str, str], parent_run_id: str | None = None, run_id: str | None = None
     ) -> str:
-        """Start a run, or mark an existing one (a resumed study's parent) running again."""
+        """Start a run, or mark an existing one (a resumed study's parent) running again with fresh ``tags``."""
         if run_id is not None:
             self.client.update_run(run_id, status="RUNNING")
-        else:
-            all_tags = {"mlflow.runName": name, **tags}
-            if parent_run_id is not None:
-                all_tags["mlflow.parentRunId"] = parent_run_id
-            run_id = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags).info.run_id
-        self.log(run_id, params=params)
-        return run_id
+            self.log(run_id, tags=tags)
+            return run_id
+        all_tags = {"mlflow.runName": name, **tags}
+        if parent_run_id is not None:
+            all_tags["mlflow.parentRunId"] = parent_run_id
+        return self.client.create_run(self.experiment_id, run_name=name, tags=all_tags).info.run_id
 
     def log(
         self,
@@ -92,13 +87,14 @@ class Tracker:
         metric_rows = [Metric(k, float(v), now, step) for k, v in metrics.items()]
         param_rows = [Param(k, _param_text(v)) for k, v in params.items()]
         tag_rows = [RunTag(k, str(v)) for k, v in tags.items()]
-        for start in range(0, max(len(metric_rows), len(param_rows), len(tag_rows)), _MAX_PARAMS):
-            self.client.log_batch(
-                run_id,
-                metrics=metric_rows[start : start + _MAX_PARAMS],
-                params=param_rows[start : start + _MAX_PARAMS],
-                tags=tag_rows[start : start + _MAX_TAGS],
-            )
+        batches = {
+            "metrics": (metric_rows, _MAX_METRICS),
+            "params": (param_rows, _MAX_PARAMS),
+            "tags": (tag_rows, _MAX_TAGS),
+        }
+        for keyword, (rows, limit) in batches.items():
+            for start in range(0, len(rows), limit):
+                self.client.log_batch(run_id, **{keyword: rows[start : start + limit]})
 
     def log_metric_rows(self, run_id: str, rows: list[Metric]) -> None:
         for start in range(0, len(rows), _MAX_METRICS):
@@ -158,5 +154,11 @@ class MetricBuffer:
         with self._lock:
             rows, self._rows = self._rows, []
             self._last_flush = time.monotonic()
-        if rows:
+        if not rows:
+            return
+        try:
             self.tracker.log_metric_rows(self.run_id, rows)
+        except Exception:
+            with self._lock:  # keep them for the next attempt rather than lose them
+                self._rows[:0] = rows
+            raise
