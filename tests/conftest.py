@@ -10,7 +10,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
-# A complete, valid study small enough to run in seconds; tests derive bad variants from it.
+# A complete, valid study small enough to run in seconds; tests derive bad variants from it. One torch thread:
+# for tensors this small a second thread only adds synchronisation, which turns into long stalls when another
+# process shares the cores.
 TINY_STUDY = """\
 name: tiny
 objective:
@@ -30,6 +32,7 @@ search:
   batch_size: 8
 trainer:
   max_epochs: 2
+  num_threads: 1
 sampler: random
 budget:
   n_trials: 3

@@ -144,9 +144,11 @@ def test_a_diverging_trial_fails_with_its_reason_and_the_study_goes_on(tmp_path:
     assert "not finite" in failed[0].data.tags["sweeplab.reason"]
 
 
-def test_interrupted_study_resumes_without_repeating_finished_work(tmp_path: Path) -> None:
-    # Trials long enough to be interrupted in the middle (seconds each), one at a time.
-    text = TINY_STUDY.replace("  max_epochs: 2", "  max_epochs: 200").replace("  n_trials: 3", "  n_trials: 2")
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupted_study_resumes_without_repeating_finished_work(tmp_path: Path, stop: signal.Signals) -> None:
+    # Trials long enough to be interrupted in the middle (seconds each), one at a time; SIGTERM is what a
+    # scheduler or `docker stop` sends (and Lightning has a handler of its own for it).
+    text = TINY_STUDY.replace("  max_epochs: 2", "  max_epochs: 200")
     study_file = write_study(tmp_path, text)
     storage, tracking = _stores(tmp_path)
     command = [
@@ -172,7 +174,7 @@ def test_interrupted_study_resumes_without_repeating_finished_work(tmp_path: Pat
         running = [t for t in trials if t.state == TrialState.RUNNING]
         if any(t.state == TrialState.COMPLETE for t in trials) and running and running[0].intermediate_values:
             break  # the second trial is in its epochs: interrupt it there
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     output, _ = process.communicate(timeout=120)
     assert process.returncode == 130, output
     assert "Run the same command to resume" in output
@@ -192,7 +194,11 @@ def test_interrupted_study_resumes_without_repeating_finished_work(tmp_path: Pat
     assert resumed.returncode == 0, resumed.stderr
     trials = optuna.load_study(study_name="tiny", storage=storage).get_trials()
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    assert len(complete) == 2
+    assert len(complete) == 3
+    drawn_after_resume = [t for t in complete if t.number > waiting[0].number]
+    assert drawn_after_resume and all(  # a seeded sampler must not replay its first draws after a resume
+        t.params != earlier.params for t in drawn_after_resume for earlier in trials if earlier.number < t.number
+    )
     assert completed_before <= {t.number for t in complete}  # earlier work kept, not redone
     retried = [t for t in complete if t.user_attrs.get(RETRY_OF_ATTR) == interrupted[0].number]
     assert len(retried) == 1 and retried[0].params == interrupted[0].params

@@ -109,7 +109,7 @@ BAD_STUDIES = [
         ":5",
         "duplicate key 'direction'",
     ),
-    ("unknown top-level key", TINY_STUDY + "epochs: 3\n", ":22 epochs", "unknown key"),
+    ("unknown top-level key", TINY_STUDY + "epochs: 3\n", ":23 epochs", "unknown key"),
     (
         "unknown nested key",
         _replace("  max_epochs: 2", "  max_epoch: 2"),
@@ -135,11 +135,11 @@ BAD_STUDIES = [
         ":17 search.loss",
         "must be one of",
     ),
-    ("wrong type", _replace("  n_trials: 3", "  n_trials: many"), ":21 budget.n_trials", "valid integer"),
+    ("wrong type", _replace("  n_trials: 3", "  n_trials: many"), ":22 budget.n_trials", "valid integer"),
     (
         "negative budget",
         _replace("  n_trials: 3", "  n_trials: -1"),
-        ":21 budget.n_trials",
+        ":22 budget.n_trials",
         "greater than or equal to 1",
     ),
     (
@@ -225,14 +225,14 @@ BAD_STUDIES = [
         ":16 search.batch_size",
         "greater than or equal to 1",
     ),
-    ("unknown sampler", _replace("sampler: random", "sampler: bayes"), ":19 sampler.name", "must be 'tpe'"),
+    ("unknown sampler", _replace("sampler: random", "sampler: bayes"), ":20 sampler.name", "must be 'tpe'"),
     (
         "bad sampler kwarg",
         _replace("sampler: random", "sampler: {name: tpe, kwargs: {n_startup: 3}}"),
-        ":19 sampler.kwargs",
+        ":20 sampler.kwargs",
         "n_startup",
     ),
-    ("unknown pruner", TINY_STUDY + "pruner: sometimes\n", ":22 pruner.name", "must be 'none'"),
+    ("unknown pruner", TINY_STUDY + "pruner: sometimes\n", ":23 pruner.name", "must be 'none'"),
     (
         "metric no model produces",
         _replace("  metric: val_rel_l2", "  metric: val_accuracy"),
@@ -261,7 +261,7 @@ BAD_STUDIES = [
         ":15 search.lr",
         "a grid needs discrete values",
     ),
-    ("unsupported storage", TINY_STUDY + "storage: file:./optuna\n", ":22 storage", "not a supported URL"),
+    ("unsupported storage", TINY_STUDY + "storage: file:./optuna\n", ":23 storage", "not a supported URL"),
     ("no budget", _replace("budget:\n  n_trials: 3\n", ""), "budget", "give n_trials or timeout"),
 ]
 
@@ -289,7 +289,7 @@ def test_yaml_merge_keys_may_be_overridden() -> None:
 def test_every_problem_is_reported_in_file_order() -> None:
     text = _replace("  n_trials: 3", "  n_trials: 0").replace("  max_epochs: 2", "  max_epochs: 0")
     error = _error(text)
-    assert [issue.line for issue in error.issues] == [18, 21]
+    assert [issue.line for issue in error.issues] == [18, 22]
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -336,3 +336,11 @@ def test_standard_library_platform_is_not_shadowed() -> None:
 
     assert Path(platform.__file__).parent == Path(sysconfig.get_paths()["stdlib"]), platform.__file__
     assert not (REPO / "platform" / "__init__.py").exists()
+
+
+def test_recorded_urls_never_hold_a_password() -> None:
+    from sweeplab._provenance import redacted
+
+    assert redacted("postgresql+psycopg://sweep:s3cret@db:5432/optuna") == "postgresql+psycopg://sweep:***@db:5432/optuna"
+    assert redacted("sqlite:///mlruns/optuna.db") == "sqlite:///mlruns/optuna.db"
+    assert redacted("--n-trials") == "--n-trials"

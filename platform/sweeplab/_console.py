@@ -34,7 +34,6 @@ class StudyProgress:
         )
         self._study = self._progress.add_task(f"[bold]{study_name}[/]", total=n_trials)
         self._trials: dict[int, TaskID] = {}
-        self.best = "best: -"
 
     def __enter__(self) -> StudyProgress:
         self._progress.start()
@@ -60,6 +59,5 @@ class StudyProgress:
             task = self._trials.pop(number, None)
             if task is not None:
                 self._progress.remove_task(task)
-            self.best = best
             self._progress.update(self._study, completed=finished)
             self._progress.console.print(f"{line}   [dim]{best}[/]")

@@ -42,6 +42,16 @@ def git_state(directory: str | Path) -> dict[str, str]:
 def provenance_tags(study_file: str | Path) -> dict[str, str]:
     tags = {f"sweeplab.version.{name}": version for name, version in versions().items()}
     tags["sweeplab.host"] = platform.node()
-    tags["sweeplab.command"] = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
+    tags["sweeplab.command"] = " ".join(redacted(arg) for arg in [Path(sys.argv[0]).name, *sys.argv[1:]])
     tags.update(git_state(Path(study_file).resolve().parent))
     return tags
+
+
+def redacted(url: str) -> str:
+    """A database URL without its password, fit to record."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 
 from sweeplab._console import StudyProgress, format_value
-from sweeplab._provenance import provenance_tags
+from sweeplab._provenance import provenance_tags, redacted
 from sweeplab._sqlite import prepare_sqlite
 from sweeplab.spec import Study, TrialPlan
 
@@ -48,6 +48,7 @@ class StudyOutcome:
     best_values: list[float] | None
     best_trial: int | None
     best_model: str | None
+    pareto_trials: list[int]
     interrupted: bool
 
 
@@ -166,7 +167,7 @@ class StudyRunner:
         tags = {
             "sweeplab.role": "study",
             "sweeplab.study": spec.name,
-            "sweeplab.storage": _redacted(self.storage),
+            "sweeplab.storage": redacted(self.storage),
             **self._provenance,
         }
         params = {
@@ -385,6 +386,7 @@ class StudyRunner:
             best_values=list(best[0].values) if best else None,
             best_trial=best[0].number if best else None,
             best_model=best[0].user_attrs.get("model") if best else None,
+            pareto_trials=[t.number for t in best] if len(self.study.metrics) > 1 else [],
             interrupted=interrupted,
         )
 
@@ -404,16 +406,6 @@ def _best_line(best: list[optuna.trial.FrozenTrial]) -> str:
     if not best:
         return "best: -"
     return f"best {_objective_text(best[0].values)} ({best[0].user_attrs.get('model')}, trial {best[0].number})"
-
-
-def _redacted(url: str) -> str:
-    """A database URL without its password, fit to record."""
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    credentials, host = rest.rsplit("@", 1)
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}"
 
 
 def run_study(

@@ -97,6 +97,9 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     if outcome.best_values is None:
         console.print(f"study {outcome.study_name}: {outcome.finished} trials finished, none completed")
+    elif outcome.pareto_trials:
+        front = ", ".join(map(str, outcome.pareto_trials))
+        console.print(f"study [bold]{outcome.study_name}[/]: {outcome.finished} trials finished; Pareto front: {front}")
     else:
         values = ", ".join(f"{m}={v:.6g}" for m, v in zip(study.metrics, outcome.best_values, strict=False))
         console.print(

@@ -253,8 +253,9 @@ def _solve_amg(system: LinearSystem, tolerance: float, max_iterations: int) -> t
     from scipy.sparse.linalg import cg
 
     matrix = system.matrix.tocsr()
-    # Classical (Ruge-Stueben) coarsening: on these scalar 2D diffusion matrices it sets up ~2.5x faster than
-    # smoothed aggregation and needs a similar number of CG iterations (measured at 421^2, 12 vs 14).
+    # Classical (Ruge-Stueben) coarsening rather than smoothed aggregation: on these scalar 2D diffusion
+    # matrices its setup takes half the time (0.2 s against 0.4-0.5 s at 421^2, one BLAS thread) for 14 CG
+    # iterations instead of 11-12, 1.3-1.7x faster per solve to 1e-10 (measured).
     preconditioner = pyamg.ruge_stuben_solver(matrix).aspreconditioner(cycle="V")
     solution = np.zeros_like(system.rhs)
     total = 0
@@ -419,6 +420,7 @@ class _Cycle:
         restart: int,
         target: float,
     ) -> None:
+        from scipy.linalg import solve_triangular
         from scipy.linalg.lapack import dlartg
 
         size = residual.shape[0]
@@ -471,8 +473,6 @@ class _Cycle:
             if abs(self.projected_rhs[j + 1]) <= target:
                 break
         self.steps = steps
-        from scipy.linalg import solve_triangular
-
         self.y = solve_triangular(rotated[:steps, :steps], self.projected_rhs[:steps], check_finite=False)
 
     def correction(self, basis_u: np.ndarray | None) -> np.ndarray:

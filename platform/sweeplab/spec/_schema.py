@@ -1,4 +1,4 @@
-"""The study spec v1: the typed structure of a study YAML (semantic checks live in _validate.py)."""
+"""The study spec v1: the typed structure of a study YAML (the checks against the registries are in _study.py)."""
 
 from __future__ import annotations
 
