@@ -2,24 +2,25 @@
 
 Part 1, the SKR paper's setting (Wang et al., ICLR 2024, Table 1, no preconditioner): 100 systems of each
 problem, Darcy with log-normal coefficient on 82^2 nodes (n = 6,400) and Helmholtz on 102^2 nodes
-(n = 10,000), with k0 = 3 (nearly definite) and k0 = 7.5 (three negative eigenvalues), at tolerances 1e-5 and
-1e-8. Solvers: GMRES(40) twice, scipy's (the baseline) and this package's GCRO-DR code with k = 0 (the same
-algorithm in the same code as SKR, so that the speed-up is not an implementation artefact); GCRO-DR(40, 20)
-recycling in input order; SKR (greedy sorting + GCRO-DR(40, 20)); AMG-CG; direct; auto. Iterations are
-matrix-vector products of the Krylov process (Arnoldi or CG steps, plus the k products A Y that move the
-recycle space to each new matrix; not the one true-residual check per restart, which all Krylov methods here
-make). The solvers take turns, a few systems each, so that load from other processes hits them alike; a
-solver that fails to converge is dropped from that problem and the table says so.
+(n = 10,000) with k0 = 3 (nearly definite), at tolerances 1e-5 and 1e-8; optionally (``--problems``) Helmholtz
+with k0 = 7.5 (three negative eigenvalues), where restarted GMRES stagnates. Solvers: GMRES(40) twice, scipy's
+(the baseline) and this package's GCRO-DR code with k = 0 (the same algorithm in the same code as SKR, so that
+the speed-up is not an implementation artefact); GCRO-DR(40, 20) recycling in input order; SKR (greedy
+sorting + GCRO-DR(40, 20)); AMG-CG; direct; auto. Iterations are matrix-vector products of the Krylov process
+(Arnoldi or CG steps, plus the k products A Y that move the recycle space to each new matrix; not the one
+true-residual check per restart, which all Krylov methods here make). The solvers take turns, a few systems
+each, so that load from other processes hits them alike; a solver that fails to converge is dropped from that
+problem and the table says so.
 
 Part 2, the FNO Darcy set (threshold coefficient): seconds per sample (random field, assembly, solve,
 subsampling) of direct, amg and auto on fine grids of 85 ... 421 nodes, taking turns sample by sample.
 
 Part 3: the time to generate the full 1,200-sample Darcy-421 set (``generate_darcy``, 2 worker processes) with
-auto and with direct; by default from a 120-sample subset, extrapolated linearly (the output says so);
-``--full-set`` generates all 1,200.
+auto (``--set-solvers`` adds others); by default from a 120-sample subset, extrapolated linearly (the output
+says so); ``--full-set`` generates all 1,200.
 
 All in one process with one BLAS thread (the solvers' setting). Run from the repository root:
-``python bench/datagen.py`` (about 12 minutes on 2 cores; ``--help`` for smaller runs).
+``python bench/datagen.py`` (about 13 minutes on 2 busy cores; ``--help`` for smaller runs).
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    parser.add_argument("--problems", nargs="*", default=list(PROBLEMS), choices=list(PROBLEMS), help="part 1")
+    parser.add_argument("--problems", nargs="*", default=["darcy", "helmholtz"], choices=list(PROBLEMS), help="part 1")
     parser.add_argument("--systems", type=int, default=100, help="systems per problem (part 1)")
     parser.add_argument("--tolerances", nargs="*", type=float, default=[1e-5, 1e-8], help="part 1")
     parser.add_argument("--chunk", type=int, default=5, help="systems a solver solves per turn (part 1)")
@@ -109,6 +110,7 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--subset", type=int, default=120, help="samples generated in part 3 (0: skip part 3)")
     parser.add_argument("--full-set", action="store_true", help="part 3 generates all 1,200 samples")
     parser.add_argument("--workers", type=int, default=2, help="processes generating in part 3")
+    parser.add_argument("--set-solvers", nargs="*", default=["auto"], choices=["auto", "direct", "amg"], help="part 3")
     return parser.parse_args()
 
 
@@ -239,7 +241,7 @@ def part_full_set(arguments: argparse.Namespace) -> None:
     print(f"\n## Part 3: Darcy-421 set, {total:,} samples, {arguments.workers} worker processes\n")
     print("| solver | samples generated | seconds | samples/s | full set (1,200 samples) |")
     print("| --- | --- | --- | --- | --- |")
-    for method in ("auto", "direct"):
+    for method in arguments.set_solvers:
         params = DarcyParams(
             n_train=count - 2,
             n_val=1,

@@ -89,11 +89,13 @@ OUTPUT_CHANGES = {
     "a_high": 10.0,
     "a_low": 4.0,
     "seed": 2,
+    "solver": "amg",
+    "tolerance": 1e-6,
 }
 
 
 def test_every_output_relevant_parameter_is_covered_here() -> None:
-    neutral = {"workers", "solver"}  # solver has one value so far; a second one must be added above
+    neutral = {"workers"}
     assert set(darcy.DarcyParams.model_fields) - neutral == set(OUTPUT_CHANGES)
 
 

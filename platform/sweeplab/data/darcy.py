@@ -65,7 +65,8 @@ class DarcyParams(BaseModel):
     solver: SolverMethod = Field(
         "direct",
         description="Linear solver: direct (sparse LU), amg (AMG-preconditioned CG), gmres (GMRES(40)), skr "
-        "(sorting + GCRO-DR Krylov recycling over blocks of samples) or auto (by grid size, measured).",
+        "(sorting + GCRO-DR Krylov recycling over blocks of samples) or auto (LU below ~16,000 unknowns, AMG "
+        "above: the faster one, measured). gmres and skr have no preconditioner: slow beyond small grids.",
     )
     tolerance: float = Field(
         1e-10,
