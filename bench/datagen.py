@@ -3,7 +3,7 @@
 Part 1, the SKR paper's setting (Wang et al., ICLR 2024, Table 1, no preconditioner): 100 systems of each
 problem, Darcy with log-normal coefficient on 82^2 nodes (n = 6,400) and Helmholtz on 102^2 nodes
 (n = 10,000) with k0 = 3 (nearly definite), at tolerances 1e-5 and 1e-8; optionally (``--problems``) Helmholtz
-with k0 = 7.5 (three negative eigenvalues), where restarted GMRES stagnates. Solvers: GMRES(40) twice, scipy's
+with k0 = 7.5 (about three negative eigenvalues), where restarted GMRES stagnates. Solvers: GMRES(40) twice, scipy's
 (the baseline) and this package's GCRO-DR code with k = 0 (the same algorithm in the same code as SKR, so that
 the speed-up is not an implementation artefact); GCRO-DR(40, 20) recycling in input order; SKR (greedy
 sorting + GCRO-DR(40, 20)); AMG-CG; direct; auto. Iterations are matrix-vector products of the Krylov process

@@ -11,8 +11,8 @@ of ``darcy_system``; unknowns are the interior nodes):
   alpha 2.5, tau 7): matrix and right-hand side change together.
 - ``helmholtz``: -Laplace u - k(x)^2 u = 1 with k(x)^2 = k0^2 exp(g), g with alpha 2.5, tau 7. Indefinite
   once k^2 passes the first Dirichlet eigenvalue 2 pi^2 ~ 19.7 by enough: k0 = 3 exceeds it only where g is
-  large (some systems are provably definite, see ``helmholtz_system``); k0 = 7.5 puts three eigenvalues below
-  zero, where restarted GMRES(40) stagnates and recycling does not (bench/datagen.py).
+  large (some systems are provably definite, see ``helmholtz_system``); k0 = 7.5 puts about three eigenvalues
+  below zero, where restarted GMRES(40) stagnates and recycling does not (bench/datagen.py).
 
 System i draws only from its own random stream (seed, i), as the Darcy data set does.
 """
