@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from sweeplab.data._splits import split_in_order
 from sweeplab.data.darcy import _progress
 
 __all__ = ["generate_in_batches", "sample_rng"]
@@ -44,10 +45,4 @@ def generate_in_batches(
                 advance()
     assert inputs is not None and outputs is not None  # total >= 1: every split has at least one sample
 
-    arrays: dict[str, np.ndarray] = {}
-    start = 0
-    for split, size in split_sizes.items():
-        arrays[f"x_{split}"] = inputs[start : start + size]
-        arrays[f"y_{split}"] = outputs[start : start + size]
-        start += size
-    return arrays
+    return split_in_order(inputs, outputs, split_sizes)

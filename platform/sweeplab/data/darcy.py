@@ -29,6 +29,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sweeplab.data._grf import sample_gaussian_random_field
+from sweeplab.data._splits import split_in_order
 from sweeplab.data.solvers import LinearSystem, SolverMethod, solve_sequence
 
 __all__ = ["DarcyParams", "darcy_sample", "darcy_samples", "darcy_system", "generate_darcy", "solve_darcy"]
@@ -285,10 +286,4 @@ def generate_darcy(params: DarcyParams) -> dict[str, np.ndarray]:
             outputs[index, 0] = solution
             advance()
 
-    arrays: dict[str, np.ndarray] = {}
-    start = 0
-    for split, size in split_sizes.items():
-        arrays[f"x_{split}"] = inputs[start : start + size]
-        arrays[f"y_{split}"] = outputs[start : start + size]
-        start += size
-    return arrays
+    return split_in_order(inputs, outputs, split_sizes)
