@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,3 +53,24 @@ def write_study(folder: Path, text: str, name: str = "study.yaml") -> Path:
     path = folder / name
     path.write_text(textwrap.dedent(text))
     return path
+
+
+@pytest.fixture
+def pool_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Darcy generation with its process pool always allowed; records the size of every pool it starts."""
+    import concurrent.futures
+    from concurrent.futures import ProcessPoolExecutor
+
+    from sweeplab.data import darcy
+
+    # Tiny samples never pay for a pool on their own: lower the threshold so that workers=2 really starts one.
+    monkeypatch.setattr(darcy, "_MIN_SERIAL_SECONDS_FOR_POOL", 0.0)
+    sizes: list[int] = []
+
+    class RecordingExecutor(ProcessPoolExecutor):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            sizes.append(kwargs["max_workers"])
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", RecordingExecutor)
+    return sizes

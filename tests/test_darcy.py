@@ -3,15 +3,10 @@ generator's determinism and layout, and the parameter model."""
 
 from __future__ import annotations
 
-import concurrent.futures
-from concurrent.futures import ProcessPoolExecutor
-from typing import Any
-
 import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from sweeplab.data import darcy
 from sweeplab.data._grf import gaussian_random_field, grf_spectral_scale, sample_gaussian_random_field
 from sweeplab.data.darcy import DarcyParams, darcy_sample, generate_darcy, solve_darcy
 
@@ -139,17 +134,7 @@ def test_coarse_output_is_the_fine_solution_at_the_subsampled_nodes() -> None:
         np.testing.assert_array_equal(coarse[key], fine[key][..., ::4, ::4])
 
 
-def test_process_pool_gives_the_same_data_as_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Tiny samples never pay for a pool on their own: lower the threshold so that workers=2 really starts one.
-    monkeypatch.setattr(darcy, "_MIN_SERIAL_SECONDS_FOR_POOL", 0.0)
-    pool_sizes: list[int] = []
-
-    class RecordingExecutor(ProcessPoolExecutor):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            pool_sizes.append(kwargs["max_workers"])
-            super().__init__(*args, **kwargs)
-
-    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", RecordingExecutor)
+def test_process_pool_gives_the_same_data_as_one_process(pool_sizes: list[int]) -> None:
     params = {**SMALL, "n_train": 12}
     serial = generate_darcy(DarcyParams(**params, workers=1))
     assert pool_sizes == []

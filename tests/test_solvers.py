@@ -4,15 +4,12 @@ random families, and the Darcy data set generated with each solver."""
 
 from __future__ import annotations
 
-import concurrent.futures
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
 import pytest
 from scipy.sparse.linalg import LinearOperator, eigsh, gmres, onenormest, splu
 
-from sweeplab.data import darcy
 from sweeplab.data.darcy import DarcyParams, generate_darcy, solve_darcy
 from sweeplab.data.families import helmholtz_system, random_systems
 from sweeplab.data.solvers import (
@@ -222,18 +219,9 @@ def test_darcy_data_with_any_solver_equal_the_direct_data_within_the_tolerance(m
         np.testing.assert_allclose(other[key], direct[key], rtol=0, atol=1e-6 * np.abs(direct[key]).max())
 
 
-def test_darcy_data_with_recycling_do_not_depend_on_the_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_darcy_data_with_recycling_do_not_depend_on_the_workers(pool_sizes: list[int]) -> None:
     # skr solves blocks of 25 consecutive samples: 60 samples make three; the first is solved in this process,
     # the pool of two workers takes the others.
-    monkeypatch.setattr(darcy, "_MIN_SERIAL_SECONDS_FOR_POOL", 0.0)
-    pool_sizes: list[int] = []
-
-    class RecordingExecutor(ProcessPoolExecutor):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            pool_sizes.append(kwargs["max_workers"])
-            super().__init__(*args, **kwargs)
-
-    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", RecordingExecutor)
     params = {**SMALL, "n_train": 55, "solver": "skr", "tolerance": 1e-9}
     serial = generate_darcy(DarcyParams(**params, workers=1))
     assert pool_sizes == []
