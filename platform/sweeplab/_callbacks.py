@@ -31,6 +31,8 @@ class PruningCallback(pl.Callback):
     def __init__(self, trial: optuna.Trial, metric: str) -> None:
         self.trial = trial
         self.metric = metric
+        # Asking a pruner that never prunes still reads every trial of the study from the storage, each epoch.
+        self.can_prune = not isinstance(trial.study.pruner, optuna.pruners.NopPruner)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or self.metric not in trainer.callback_metrics:
@@ -40,7 +42,7 @@ class PruningCallback(pl.Callback):
         if not math.isfinite(value):
             raise NonFiniteLoss(f"{self.metric} is not finite ({value}) at epoch {epoch}")
         self.trial.report(value, step=epoch)
-        if self.trial.should_prune():
+        if self.can_prune and self.trial.should_prune():
             raise optuna.TrialPruned(f"pruned at epoch {epoch} with {self.metric}={value:.6g}")
 
 

@@ -319,6 +319,19 @@ class StudyRunner:
 
     # -- the study -----------------------------------------------------------------------------------------
     def run(self) -> StudyOutcome:
+        with self.session() as optuna_study:
+            already = finished_trials(optuna_study.get_trials(deepcopy=False))
+            remaining = None if self.n_trials is None else max(self.n_trials - already, 0)
+            self.interrupted = self.run_trials(optuna_study, remaining)
+        outcome = self._outcome(optuna_study, self.interrupted)
+        if self.interrupted:
+            raise StudyInterruptedError(outcome)
+        return outcome
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[optuna.Study]:
+        """The study opened for trials: data loaded, Optuna study, parent run, progress display, interrupt
+        handling. The parent run ends on exit, KILLED if the study was interrupted."""
         from sweeplab._trial import quiet_lightning
         from sweeplab.tracking import Tracker
 
@@ -330,33 +343,28 @@ class StudyRunner:
         self._provenance = provenance_tags(self.study.source)
         self.parent_run_id = self._open_parent(optuna_study, self.tracker)
         self._checkpoints: dict[int, tuple[Path, TrialPlan]] = {}
+        self.interrupted = False
         self._set_threads()
-        already = finished_trials(optuna_study.get_trials(deepcopy=False))
-        remaining = None if self.n_trials is None else max(self.n_trials - already, 0)
         with (
             tempfile.TemporaryDirectory(prefix="sweeplab-") as workdir,
             StudyProgress(self.console, spec.name, self.n_trials, spec.trainer.max_epochs) as self.progress,
             self.interrupt.installed(),
         ):
             self._workdir = Path(workdir)
-            self.progress.set_finished(already)
-            interrupted = self._optimize(optuna_study, remaining)
-        self.tracker.end_run(self.parent_run_id, "KILLED" if interrupted else "FINISHED")
-        outcome = self._outcome(optuna_study, interrupted)
-        if interrupted:
-            raise StudyInterruptedError(outcome)
-        return outcome
+            self.progress.set_finished(finished_trials(optuna_study.get_trials(deepcopy=False)))
+            yield optuna_study
+        self.tracker.end_run(self.parent_run_id, "KILLED" if self.interrupted else "FINISHED")
 
-    def _optimize(self, optuna_study: optuna.Study, remaining: int | None) -> bool:
-        """Run trials until the budget is reached; True when the study was interrupted. An unexpected error ends
-        the parent run as FAILED before it propagates, so no run is left RUNNING."""
-        if remaining == 0:
+    def run_trials(self, optuna_study: optuna.Study, n: int | None) -> bool:
+        """Run up to ``n`` more trials (None: until the budget or timeout); True when the study was interrupted.
+        An unexpected error ends the parent run as FAILED before it propagates, so no run is left RUNNING."""
+        if n == 0:
             return False
         budget = self.study.spec.budget
         try:
             optuna_study.optimize(
                 self._objective,
-                n_trials=remaining,
+                n_trials=n,
                 timeout=budget.timeout,
                 n_jobs=budget.n_jobs,
                 catch=(Exception,),

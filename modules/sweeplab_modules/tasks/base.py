@@ -16,14 +16,38 @@ __all__ = ["SweepTask"]
 class SweepTask(pl.LightningModule):
     """Wraps an architecture (``self.model``) and owns optimiser and schedule.
 
-    Subclasses implement ``shared_step(batch, stage) -> loss`` and log their metrics as ``<stage>_<name>``
-    (the names their TaskEntry declares), each once per epoch.
+    Subclasses implement ``shared_step(batch, stage) -> loss`` and record their metrics as ``<stage>_<name>``
+    (the names their TaskEntry declares) with ``log_epoch_mean``, which logs each once per epoch.
     """
 
     def __init__(self, model: nn.Module, training: TrainingConfig) -> None:
         super().__init__()
         self.model = model
         self.training_config = training
+        self._epoch_sums: dict[str, tuple[Tensor, int]] = {}
+
+    def log_epoch_mean(self, name: str, value: Tensor, batch_size: int) -> None:
+        """Add a batch's mean ``value`` to the epoch mean logged as ``name`` when the epoch of its stage ends.
+
+        What ``self.log(name, value, on_epoch=True)`` computes, without its cost: each call of Lightning's ``log``
+        takes about 1 ms of Python, a tenth of a small operator's training step on a CPU.
+        """
+        total, count = self._epoch_sums.get(name, (0.0, 0))
+        self._epoch_sums[name] = (total + value.detach() * batch_size, count + batch_size)
+
+    def _log_epoch_means(self, stage: str) -> None:
+        for name in [name for name in self._epoch_sums if name.startswith(f"{stage}_")]:
+            total, count = self._epoch_sums.pop(name)
+            self.log(name, total / count, on_epoch=True)
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch_means("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch_means("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch_means("test")
 
     @property
     def n_params(self) -> int:
