@@ -1,0 +1,77 @@
+"""The runner's Lightning callbacks, on real Trainer runs of a tiny module."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pl = pytest.importorskip("pytorch_lightning")
+
+from sweeplab._callbacks import GuardCallback, NonFiniteLoss, StudyInterrupted  # noqa: E402
+from sweeplab.data.datamodule import InMemoryBatches  # noqa: E402
+
+
+class DivergesAt(pl.LightningModule):
+    """A regression whose loss is NaN from batch ``bad_batch`` of the first epoch on."""
+
+    def __init__(self, bad_batch: int) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(1, 1)
+        self.bad_batch = bad_batch
+        self.steps_run = 0
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        self.steps_run += 1
+        x, y = batch
+        loss = ((self.linear(x) - y) ** 2).mean()
+        return loss * torch.nan if batch_idx >= self.bad_batch else loss
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.0)
+
+
+def _fit(module: pl.LightningModule, guard: GuardCallback, n_batches: int = 8) -> None:
+    trainer = pl.Trainer(
+        max_epochs=2,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[guard],
+    )
+    data = torch.zeros(n_batches, 1)
+    trainer.fit(module, train_dataloaders=InMemoryBatches(data, data, batch_size=1, shuffle=False))
+
+
+def test_guard_stops_at_the_first_non_finite_step_on_the_cpu() -> None:
+    module = DivergesAt(bad_batch=2)
+    with pytest.raises(NonFiniteLoss, match="epoch 0, batch 2"):
+        _fit(module, GuardCallback(threading.Event()))
+    assert module.steps_run == 3
+
+
+def test_guard_reads_the_accumulated_check_every_k_steps() -> None:
+    # What happens on an accelerator, where reading the loss each step would wait for the device.
+    module = DivergesAt(bad_batch=1)
+    with pytest.raises(NonFiniteLoss, match="epoch 0, a batch from 0 to 3"):
+        _fit(module, GuardCallback(threading.Event(), check_every=4))
+    assert module.steps_run == 4
+
+
+def test_guard_checks_the_remainder_at_the_end_of_the_epoch() -> None:
+    module = DivergesAt(bad_batch=5)  # batches 4..5 are never reached by a check every 4 steps of 6
+    with pytest.raises(NonFiniteLoss, match="epoch 0, a batch from 4 to the last"):
+        _fit(module, GuardCallback(threading.Event(), check_every=4), n_batches=6)
+    assert module.steps_run == 6
+
+
+def test_guard_raises_study_interrupted_before_the_next_batch() -> None:
+    interrupted = threading.Event()
+    interrupted.set()
+    module = DivergesAt(bad_batch=100)
+    with pytest.raises(StudyInterrupted):
+        _fit(module, GuardCallback(interrupted))
+    assert module.steps_run == 0
