@@ -38,7 +38,9 @@ def serve(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000) -> int:
     """Start the UI and wait for it; Ctrl-C or SIGTERM stops it and the server processes it started."""
     prepare_sqlite(tracking_uri)
     port = port or free_port(host)
-    print(f"MLflow UI: http://{host}:{port}  (tracking store {tracking_uri}; Ctrl-C stops it)", flush=True)
+    print(f"MLflow UI: http://{host}:{port}  (tracking store {tracking_uri}; Ctrl-C stops it)")
+    # MLflow 3 opens on its GenAI view whatever the experiment holds (the toggle, not an experiment tag, decides).
+    print("  studies and their trials: choose 'Model training' at the top left, then the study", flush=True)
     # Its own process group: the MLflow server starts worker processes, and all of them must go with it.
     # MLflow's job runner (eight worker processes for GenAI scorers) has nothing to do for sweeps.
     env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
