@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from sweeplab_modules.layers import SpectralConv
-from sweeplab_modules.losses import relative_l2
 from sweeplab_modules.operators.fno import FNO1d, FNO2d
 from sweeplab_modules.registry import constructor_parameters
 
@@ -16,8 +15,7 @@ SMALL_2D = {"width": 6, "modes": 3, "n_layers": 2, "projection_width": 12, "padd
 
 def relative_difference(actual: torch.Tensor, expected: torch.Tensor) -> float:
     return (
-        torch.linalg.vector_norm(actual.double() - expected.double())
-        / torch.linalg.vector_norm(expected.double())
+        torch.linalg.vector_norm(actual.double() - expected.double()) / torch.linalg.vector_norm(expected.double())
     ).item()
 
 
@@ -141,54 +139,7 @@ def test_fno2d_output_shape_at_any_resolution(grid) -> None:
     assert model(torch.randn(3, 1, *grid)).shape == (3, 2, *grid)
 
 
-@pytest.mark.parametrize(
-    ("model_class", "kwargs", "grid"),
-    [(FNO1d, SMALL_1D, (24,)), (FNO2d, SMALL_2D, (10, 12)), (FNO2d, {**SMALL_2D, "padding": 0}, (10, 12))],
-)
-def test_backward_reaches_every_parameter(model_class, kwargs, grid) -> None:
-    torch.manual_seed(0)
-    model = model_class(in_channels=2, out_channels=1, **kwargs)
-    model(torch.randn(2, 2, *grid)).square().mean().backward()
-    silent = [
-        name
-        for name, parameter in model.named_parameters()
-        if parameter.grad is None or not parameter.grad.any()
-    ]
-    assert not silent, f"parameters without gradient: {silent}"
-
-
-@pytest.fixture
-def single_thread():
-    # The intra-op thread pool costs more than it saves on tensors this small, badly so on a busy machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.mark.usefixtures("single_thread")
-def test_overfits_one_batch() -> None:
-    torch.manual_seed(0)
-    n = 64
-    points = torch.arange(n) / n
-    frequencies = torch.arange(1, 5)
-    inputs = torch.einsum(
-        "bk,kx->bx", torch.randn(8, 4), torch.sin(2 * math.pi * frequencies[:, None] * points)
-    )
-    inputs = inputs[:, None]
-    targets = torch.cumsum(inputs, dim=-1) / n + 0.5 * inputs**2  # a smooth nonlinear, non-local map
-    model = FNO1d(in_channels=1, out_channels=1, width=16, modes=8, n_layers=2, projection_width=32)
-    optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
-    with torch.no_grad():
-        initial = relative_l2(model(inputs), targets).item()
-    for _ in range(100):
-        optimizer.zero_grad()
-        loss = relative_l2(model(inputs), targets)
-        loss.backward()
-        optimizer.step()
-    with torch.no_grad():
-        final = relative_l2(model(inputs), targets).item()
-    assert final < initial / 10, f"relative L2 went from {initial:.3g} to {final:.3g}"
+# Gradients reaching every parameter and overfitting a batch: tests/test_operators.py, for every preset.
 
 
 def test_parameter_count_of_the_paper_2d_configuration() -> None:

@@ -18,7 +18,6 @@ input fields only; the coordinate channels are added inside.
 
 from __future__ import annotations
 
-from numbers import Integral
 from typing import Literal
 
 from torch import Tensor, nn
@@ -32,15 +31,9 @@ from sweeplab_modules.layers import (
     make_activation,
     pad_domain,
 )
+from sweeplab_modules.layers.validation import checked_size
 
 __all__ = ["FNO1d", "FNO2d"]
-
-
-def _checked_size(name: str, value: object, minimum: int) -> int:
-    # Integral admits numpy integers from a sampler; bool is an int but never a meaningful size.
-    if not isinstance(value, Integral) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 class _FourierNeuralOperator(nn.Module):
@@ -60,17 +53,17 @@ class _FourierNeuralOperator(nn.Module):
         activation: str,
     ) -> None:
         super().__init__()
-        in_channels = _checked_size("in_channels", in_channels, minimum=1)
-        out_channels = _checked_size("out_channels", out_channels, minimum=1)
-        width = _checked_size("width", width, minimum=1)
-        modes = _checked_size("modes", modes, minimum=1)
-        n_layers = _checked_size("n_layers", n_layers, minimum=1)
-        projection_width = _checked_size("projection_width", projection_width, minimum=1)
+        in_channels = checked_size("in_channels", in_channels, minimum=1)
+        out_channels = checked_size("out_channels", out_channels, minimum=1)
+        width = checked_size("width", width, minimum=1)
+        modes = checked_size("modes", modes, minimum=1)
+        n_layers = checked_size("n_layers", n_layers, minimum=1)
+        projection_width = checked_size("projection_width", projection_width, minimum=1)
         if activation not in ("gelu", "relu"):
             raise ValueError(f"activation must be 'gelu' or 'relu', got {activation!r}")
         self.spatial_dims = spatial_dims
         self.in_channels = in_channels
-        self.padding = _checked_size("padding", padding, minimum=0)
+        self.padding = checked_size("padding", padding, minimum=0)
         self.lift = PointwiseLinear(in_channels + spatial_dims, width)
         self.fourier_layers = nn.ModuleList(
             FourierLayer(width, (modes,) * spatial_dims, make_activation(activation) if i < n_layers - 1 else None)
