@@ -91,6 +91,7 @@ OUTPUT_CHANGES = {
     "seed": 2,
     "solver": "amg",
     "tolerance": 1e-6,
+    "test_resolutions": [17],
 }
 
 
@@ -252,8 +253,12 @@ def test_data_dir_comes_from_the_environment(tmp_path: Path, monkeypatch: pytest
 def test_public_api() -> None:
     assert set(sweeplab.data.__all__) == {
         "DATASETS",
+        "CachedDataset",
         "DatasetEntry",
         "OperatorData",
+        "TimeWindow",
+        "cached_datasets",
+        "ensure_dataset",
         "load_dataset",
         "dataset_identity",
         "default_data_dir",

@@ -4,7 +4,6 @@ term), its order in time, a bound on the forced flow, the initial field's statis
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -35,14 +34,7 @@ SMALL = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    # On busy shared cores, torch's multi-threaded FFT of a 32 x 32 grid took ~1000x longer than one thread
-    # (23 ms instead of 20 us, measured): tiny grids are faster and steadier on one thread.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def grid(size: int) -> tuple[np.ndarray, np.ndarray]:

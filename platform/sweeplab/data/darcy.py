@@ -29,7 +29,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sweeplab.data._grf import sample_gaussian_random_field
-from sweeplab.data._splits import split_in_order
+from sweeplab.data._splits import ResolutionArrays, SampleArrays, check_resolutions, multi_resolution_field
 from sweeplab.data.solvers import LinearSystem, SolverMethod, solve_sequence
 
 __all__ = ["DarcyParams", "darcy_sample", "darcy_samples", "darcy_system", "generate_darcy", "solve_darcy"]
@@ -75,6 +75,7 @@ class DarcyParams(BaseModel):
         lt=1.0,
         description="Relative residual the iterative solvers reach, ||f - A u|| / ||f||; direct is exact.",
     )
+    test_resolutions: list[int] = multi_resolution_field()
     workers: int | None = Field(
         None,
         ge=1,
@@ -83,18 +84,22 @@ class DarcyParams(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _resolution_divides_fine_grid(self) -> DarcyParams:
-        if (self.fine_resolution - 1) % (self.resolution - 1) != 0:
-            raise ValueError(
-                f"resolution {self.resolution} is not a subsample of fine_resolution {self.fine_resolution}: "
-                f"(fine_resolution - 1) must be a multiple of (resolution - 1), "
-                f"e.g. fine_resolution 421 allows resolution 421, 211, 141, 106, 85, 61, 43, 36, 29, ..."
-            )
+    def _resolutions_divide_fine_grid(self) -> DarcyParams:
+        check_resolutions(
+            self.resolution,
+            self.test_resolutions,
+            lambda size: (self.fine_resolution - 1) % (size - 1) == 0,
+            f"fine_resolution {self.fine_resolution}: (fine_resolution - 1) must be a multiple of (resolution - 1), "
+            f"e.g. fine_resolution 421 allows resolution 421, 211, 141, 106, 85, 61, 43, 36, 29, ...",
+        )
         return self
 
     @property
     def subsampling_step(self) -> int:
-        return (self.fine_resolution - 1) // (self.resolution - 1)
+        return self.subsampling_step_to(self.resolution)
+
+    def subsampling_step_to(self, size: int) -> int:
+        return (self.fine_resolution - 1) // (size - 1)
 
 
 def darcy_system(a: np.ndarray, f: float | np.ndarray = 1.0) -> LinearSystem:
@@ -170,18 +175,36 @@ def _block_size(params: DarcyParams) -> int:
     return _RECYCLING_BLOCK if params.solver == "skr" else 1
 
 
-def darcy_samples(params: DarcyParams, indices: Sequence[int]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Samples ``indices`` of the data set, solved together: (a, u) on the output grid, float32, (s, s) each."""
+def _solved_samples(params: DarcyParams, indices: Sequence[int], resolutions: Sequence[int]) -> list[ResolutionArrays]:
+    """Samples ``indices``, solved together, each as (a, u) shaped (1, 1, s, s), float32, at every grid size s
+    in ``resolutions`` (all subsampled from the same fine solve)."""
     coefficients = []
     for index in indices:
         rng = np.random.default_rng(np.random.SeedSequence(params.seed, spawn_key=(index,)))
         field = sample_gaussian_random_field(rng, params.fine_resolution, params.alpha, params.tau)
         coefficients.append(_coefficient_from_field(field, params))
     solutions, _ = solve_sequence([darcy_system(a) for a in coefficients], params.solver, params.tolerance)
-    step = params.subsampling_step
+    steps = {size: params.subsampling_step_to(size) for size in resolutions}
+    samples = []
+    for a, u in zip(coefficients, solutions, strict=True):
+        nodal_u = _embed(a, u)
+        samples.append(
+            {
+                size: (
+                    a[None, None, ::step, ::step].astype(np.float32),
+                    nodal_u[None, None, ::step, ::step].astype(np.float32),
+                )
+                for size, step in steps.items()
+            }
+        )
+    return samples
+
+
+def darcy_samples(params: DarcyParams, indices: Sequence[int]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Samples ``indices`` of the data set, solved together: (a, u) on the output grid, float32, (s, s) each."""
     return [
-        (a[::step, ::step].astype(np.float32), _embed(a, u)[::step, ::step].astype(np.float32))
-        for a, u in zip(coefficients, solutions, strict=True)
+        (sample[params.resolution][0][0, 0], sample[params.resolution][1][0, 0])
+        for sample in _solved_samples(params, indices, [params.resolution])
     ]
 
 
@@ -196,25 +219,27 @@ def _available_cores() -> int:
     return os.cpu_count() or 1
 
 
-def _samples(params: DarcyParams, count: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Samples 0 .. count-1 in order; the first block is timed in this process to decide whether a pool pays."""
+def _samples(params: DarcyParams, arrays: SampleArrays) -> Iterator[tuple[int, ResolutionArrays]]:
+    """(index, sample) for samples 0 .. total-1 in order, each at the grid sizes ``arrays`` wants it; the first
+    block is timed in this process to decide whether a pool pays."""
     # Imported before timing, so that the estimate measures the solve, not the import.
     import scipy.fft
     import scipy.sparse.linalg  # noqa: F401
 
+    count = arrays.total
     size = _block_size(params)
     blocks = [range(start, min(start + size, count)) for start in range(0, count, size)]
     started = time.perf_counter()
-    first = darcy_samples(params, blocks[0])
+    first = _solved_samples(params, blocks[0], arrays.resolutions_for(blocks[0]))
     seconds_per_sample = (time.perf_counter() - started) / len(blocks[0])
-    yield from first
+    yield from zip(blocks[0], first, strict=True)
 
     remaining = blocks[1:]
     remaining_samples = count - len(blocks[0])
     workers = min(params.workers or _available_cores(), len(remaining))
     if workers <= 1 or seconds_per_sample * remaining_samples < _MIN_SERIAL_SECONDS_FOR_POOL:
         for block in remaining:
-            yield from darcy_samples(params, block)
+            yield from zip(block, _solved_samples(params, block, arrays.resolutions_for(block)), strict=True)
         return
 
     import multiprocessing
@@ -226,8 +251,10 @@ def _samples(params: DarcyParams, count: int) -> Iterator[tuple[np.ndarray, np.n
     # forkserver, not fork: the caller may already run threads (torch, MLflow), and forking those is unsafe.
     context = multiprocessing.get_context("forkserver")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        for samples in pool.map(partial(darcy_samples, params), remaining, chunksize=chunksize):
-            yield from samples
+        resolutions = [arrays.resolutions_for(block) for block in remaining]
+        solved = pool.map(partial(_solved_samples, params), remaining, resolutions, chunksize=chunksize)
+        for block, samples in zip(remaining, solved, strict=True):
+            yield from zip(block, samples, strict=True)
 
 
 @contextmanager
@@ -267,23 +294,18 @@ def _progress(total: int, description: str) -> Iterator[Callable[[], None]]:
 
 
 def generate_darcy(params: DarcyParams) -> dict[str, np.ndarray]:
-    """The data set: x_{train,val,test} = a and y_{train,val,test} = u, float32, shaped (samples, 1, s, s).
+    """The data set: x_{train,val,test} = a and y_{train,val,test} = u, float32, shaped (samples, 1, s, s);
+    with ``test_resolutions``, also x_test_<r>/y_test_<r>: the test samples subsampled to r x r instead.
 
     Runs long enough to pay for it use a pool of ``params.workers`` processes (forkserver), so a script
     calling this needs the ``if __name__ == "__main__":`` guard, as with any non-fork multiprocessing;
     ``workers=1`` never starts processes. The result does not depend on the number of workers.
     """
     split_sizes = {"train": params.n_train, "val": params.n_val, "test": params.n_test}
-    total = sum(split_sizes.values())
-    shape = (total, 1, params.resolution, params.resolution)
-    inputs = np.empty(shape, dtype=np.float32)
-    outputs = np.empty(shape, dtype=np.float32)
-
+    arrays = SampleArrays(split_sizes, params.resolution, params.test_resolutions)
     description = f"Darcy {params.fine_resolution}^2 -> {params.resolution}^2"
-    with _progress(total, description) as advance:
-        for index, (coefficient, solution) in enumerate(_samples(params, total)):
-            inputs[index, 0] = coefficient
-            outputs[index, 0] = solution
+    with _progress(arrays.total, description) as advance:
+        for index, sample in _samples(params, arrays):
+            arrays.put(range(index, index + 1), sample)
             advance()
-
-    return split_in_order(inputs, outputs, split_sizes)
+    return arrays.splits()

@@ -42,7 +42,13 @@ class InMemoryBatches:
 
 
 class OperatorDataModule(pl.LightningDataModule):
-    """Train/val/test splits of an OperatorData set, shuffled reproducibly by ``seed``."""
+    """Train/val/test splits of an OperatorData set, shuffled reproducibly by ``seed``.
+
+    The test loaders are the test split at the training resolution, then the test samples at each of the data
+    set's ``test_resolutions`` (in its order), with the evaluation batch scaled to the grid so that a
+    batch holds about as many grid points as at the training resolution. ``time_window`` tells the task how to
+    learn a time series (None: all outputs at once).
+    """
 
     def __init__(self, data: OperatorData, batch_size: int, seed: int = 0, eval_batch_size: int | None = None) -> None:
         super().__init__()
@@ -50,9 +56,13 @@ class OperatorDataModule(pl.LightningDataModule):
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or max(batch_size, 100)
         self.seed = seed
+        self.time_window = data.time_window
         self.splits = {
             split: (torch.from_numpy(getattr(data, f"x_{split}")), torch.from_numpy(getattr(data, f"y_{split}")))
             for split in ("train", "val", "test")
+        }
+        self.test_at_resolution = {
+            size: (torch.from_numpy(x), torch.from_numpy(y)) for size, (x, y) in data.test_at_resolution.items()
         }
 
     def train_dataloader(self) -> InMemoryBatches:
@@ -61,5 +71,10 @@ class OperatorDataModule(pl.LightningDataModule):
     def val_dataloader(self) -> InMemoryBatches:
         return InMemoryBatches(*self.splits["val"], self.eval_batch_size, shuffle=False)
 
-    def test_dataloader(self) -> InMemoryBatches:
-        return InMemoryBatches(*self.splits["test"], self.eval_batch_size, shuffle=False)
+    def test_dataloader(self) -> list[InMemoryBatches]:
+        loaders = [InMemoryBatches(*self.splits["test"], self.eval_batch_size, shuffle=False)]
+        training_points = self.splits["test"][0][0, 0].numel()
+        for x, y in self.test_at_resolution.values():
+            batch_size = max(1, self.eval_batch_size * training_points // x[0, 0].numel())
+            loaders.append(InMemoryBatches(x, y, batch_size, shuffle=False))
+        return loaders

@@ -27,13 +27,15 @@ Only numpy and pydantic are imported at module level; torch is imported where it
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sweeplab.data._batched import generate_in_batches, sample_rng
 from sweeplab.data._spectral import dealiasing_cutoff, fft_wavenumbers
+from sweeplab.data._splits import ResolutionArrays, check_resolutions, multi_resolution_field
+from sweeplab.data._types import TimeWindow
 
 if TYPE_CHECKING:
     import torch
@@ -53,8 +55,9 @@ def _is_whole_multiple(total: float, part: float) -> bool:
 class NavierStokesParams(BaseModel):
     """Parameters of the Navier-Stokes data set; fields marked ``affects_output: False`` stay out of the cache key.
 
-    The channel counts follow from the parameters: ``in_channels = input_steps`` and
-    ``out_channels = final_time / record_every - input_steps``.
+    The stored channel counts follow from the parameters: ``in_channels = input_steps`` and
+    ``out_channels = final_time / record_every - input_steps``. ``mode``, ``step`` and ``teacher_forcing`` say how a
+    model learns them (the same stored data serve every mode): ``model_channels`` are the model's.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -77,6 +80,26 @@ class NavierStokesParams(BaseModel):
         0.1, description="Amplitude A of the forcing f = A (sin(2 pi (x + y)) + cos(2 pi (x + y)))."
     )
     seed: int = Field(0, ge=0, description="Root seed; sample i draws from its own stream (seed, i).")
+    test_resolutions: list[int] = multi_resolution_field()
+    mode: Literal["all_at_once", "autoregressive"] = Field(
+        "all_at_once",
+        description="all_at_once: the model maps the input snapshots to every output snapshot in one call; "
+        "autoregressive: it maps the last input_steps snapshots to the next `step` ones and is rolled out over the "
+        "horizon (validation and test report the error of the whole rollout).",
+        json_schema_extra={"affects_output": False},
+    )
+    step: int = Field(
+        1,
+        ge=1,
+        description="Snapshots one autoregressive call predicts (autoregressive mode only).",
+        json_schema_extra={"affects_output": False},
+    )
+    teacher_forcing: bool = Field(
+        False,
+        description="Autoregressive training on the true previous snapshots instead of the model's own rollout "
+        "(the FNO-2D recurrent setting trains on its rollout, the default).",
+        json_schema_extra={"affects_output": False},
+    )
     batch_size: int = Field(
         20,
         ge=1,
@@ -92,11 +115,13 @@ class NavierStokesParams(BaseModel):
 
     @model_validator(mode="after")
     def _grids_and_times_fit(self) -> NavierStokesParams:
-        if self.fine_resolution % self.resolution != 0:
-            raise ValueError(
-                f"resolution {self.resolution} is not a subsample of fine_resolution {self.fine_resolution}: "
-                f"fine_resolution must be a multiple of resolution, e.g. 256 allows 128, 64, 32, ..."
-            )
+        check_resolutions(
+            self.resolution,
+            self.test_resolutions,
+            lambda size: self.fine_resolution % size == 0,
+            f"fine_resolution {self.fine_resolution}: fine_resolution must be a multiple of resolution, "
+            f"e.g. 256 allows 128, 64, 32, ...",
+        )
         if not _is_whole_multiple(self.record_every, self.dt):
             raise ValueError(f"record_every {self.record_every} is not a whole number of time steps dt {self.dt}")
         if not _is_whole_multiple(self.final_time, self.record_every):
@@ -106,6 +131,10 @@ class NavierStokesParams(BaseModel):
                 f"input_steps {self.input_steps} leaves no output snapshot: final_time / record_every = "
                 f"{self.snapshots} snapshots in all"
             )
+        if self.mode == "all_at_once" and (self.step != 1 or self.teacher_forcing):
+            raise ValueError("step and teacher_forcing apply to mode autoregressive only")
+        if self.step > self.out_channels:
+            raise ValueError(f"step {self.step} exceeds the {self.out_channels} output snapshots")
         return self
 
     @property
@@ -127,6 +156,17 @@ class NavierStokesParams(BaseModel):
     @property
     def out_channels(self) -> int:
         return self.snapshots - self.input_steps
+
+    @property
+    def model_channels(self) -> tuple[int, int]:
+        """The model's input and output channels: one call predicts ``step`` snapshots when autoregressive."""
+        return self.input_steps, self.step if self.mode == "autoregressive" else self.out_channels
+
+    @property
+    def time_window(self) -> TimeWindow | None:
+        if self.mode == "all_at_once":
+            return None
+        return TimeWindow(self.input_steps, self.step, "teacher_forcing" if self.teacher_forcing else "rollout")
 
 
 def _kept_by_two_thirds_rule(k_x: np.ndarray, k_y: np.ndarray, size: int) -> np.ndarray:
@@ -240,10 +280,11 @@ def solve_navier_stokes(
 
 def generate_navier_stokes(params: NavierStokesParams) -> dict[str, np.ndarray]:
     """The data set: x = the first ``input_steps`` snapshots, y = the remaining ones, float32, shaped
-    (samples, channels, resolution, resolution).
+    (samples, channels, resolution, resolution); with ``test_resolutions``, also x_test_<r>/y_test_<r> on r x r
+    points. A batch that holds test samples is recorded on the finest grid it needs and subsampled from there.
     """
 
-    def solve_batch(indices: range) -> tuple[np.ndarray, np.ndarray]:
+    def solve_batch(indices: range, resolutions: list[int]) -> ResolutionArrays:
         initial = np.stack(
             [
                 random_initial_vorticity(
@@ -252,6 +293,8 @@ def generate_navier_stokes(params: NavierStokesParams) -> dict[str, np.ndarray]:
                 for index in indices
             ]
         )
+        steps = {size: params.fine_resolution // size for size in resolutions}
+        stride = math.gcd(*steps.values())
         records = solve_navier_stokes(
             initial,
             nu=params.nu,
@@ -259,11 +302,17 @@ def generate_navier_stokes(params: NavierStokesParams) -> dict[str, np.ndarray]:
             steps_per_snapshot=params.steps_per_snapshot,
             snapshots=params.snapshots,
             forcing_amplitude=params.forcing_amplitude,
-            stride=params.subsampling_step,
+            stride=stride,
             device=params.device,
-        ).astype(np.float32)
-        return records[:, : params.input_steps], records[:, params.input_steps :]
+        )
+        by_size = {}
+        for size, step in steps.items():
+            subsampled = records[:, :, :: step // stride, :: step // stride].astype(np.float32)
+            by_size[size] = (subsampled[:, : params.input_steps], subsampled[:, params.input_steps :])
+        return by_size
 
     split_sizes = {"train": params.n_train, "val": params.n_val, "test": params.n_test}
     description = f"Navier-Stokes {params.fine_resolution}^2 -> {params.resolution}^2, nu {params.nu:g}"
-    return generate_in_batches(split_sizes, params.batch_size, solve_batch, description)
+    return generate_in_batches(
+        split_sizes, params.batch_size, solve_batch, description, params.resolution, params.test_resolutions
+    )
