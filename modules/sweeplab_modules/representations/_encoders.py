@@ -1,0 +1,55 @@
+"""Encoder backbones: a small CNN for images and an MLP for vectors, both ending in a flat feature vector."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+__all__ = ["ConvEncoder", "MLPEncoder"]
+
+
+class ConvEncoder(nn.Module):
+    """``n_blocks`` blocks of (3x3 conv, batch norm, ReLU, 2x2 max pool) doubling the channels from ``width``,
+    then global average pooling: features of dimension ``width * 2^(n_blocks - 1)`` for any image size."""
+
+    def __init__(self, in_channels: int, width: int, n_blocks: int) -> None:
+        super().__init__()
+        if width < 1 or n_blocks < 1:
+            raise ValueError(f"width and n_blocks must be >= 1, got {width} and {n_blocks}")
+        layers: list[nn.Module] = []
+        channels = in_channels
+        for block in range(n_blocks):
+            out = width * 2**block
+            layers += [
+                nn.Conv2d(channels, out, 3, padding=1, bias=False),
+                nn.BatchNorm2d(out),
+                nn.ReLU(),
+                nn.MaxPool2d(2, ceil_mode=True),  # ceil: 8x8 digits survive three blocks
+            ]
+            channels = out
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        self.layers = nn.Sequential(*layers)
+        self.feature_dim = channels
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim != 4:
+            raise ValueError(f"expected images (batch, channels, height, width), got {tuple(x.shape)}")
+        return self.layers(x)
+
+
+class MLPEncoder(nn.Module):
+    """``depth`` layers of (linear, batch norm, ReLU) of width ``width``: features of dimension ``width``."""
+
+    def __init__(self, in_features: int, width: int, depth: int) -> None:
+        super().__init__()
+        if width < 1 or depth < 1:
+            raise ValueError(f"width and depth must be >= 1, got {width} and {depth}")
+        layers: list[nn.Module] = []
+        for layer in range(depth):
+            layers += [nn.Linear(in_features if layer == 0 else width, width), nn.BatchNorm1d(width), nn.ReLU()]
+        self.layers = nn.Sequential(*layers)
+        self.feature_dim = width
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim != 2:
+            raise ValueError(f"expected vectors (batch, features), got {tuple(x.shape)}")
+        return self.layers(x)

@@ -1,0 +1,224 @@
+"""The registered representation-learning architectures (each defines ``__init__`` with typed keyword parameters:
+the registry reads them from this source). ``in_channels`` and ``out_channels`` (the number of classes) come from
+the data set."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from sweeplab_modules.representations._augment import FeatureDropout, ImageAugment
+from sweeplab_modules.representations._encoders import ConvEncoder, MLPEncoder
+from sweeplab_modules.representations._heads import make_head
+from sweeplab_modules.representations._relative import RelativeProjection
+from sweeplab_modules.representations._simplex import SimplexClassifier
+
+__all__ = ["ContrastiveNet", "ConvContrastiveNet", "ConvStitchingPair", "IncrementalConvNet", "MLPContrastiveNet"]
+
+
+class ContrastiveNet(nn.Module):
+    """Encoder, projection head and the augmentation that makes the two views: ``forward(x) -> (h, z)`` with
+    ``h`` the pre-projection features (what downstream tasks use) and ``z = head(h)`` (what the loss sees)."""
+
+    encoder: nn.Module
+    head: nn.Module
+    augment: nn.Module
+    temperature: float
+
+    def _build_head(self, head: str, projection_dim: int, kappa: float, householder_rank: int) -> None:
+        if projection_dim < 1:
+            raise ValueError(f"projection_dim must be >= 1, got {projection_dim}")
+        self.head = make_head(head, self.encoder.feature_dim, projection_dim, kappa, householder_rank)
+
+    def encode(self, x: Tensor) -> Tensor:
+        """The pre-projection features ``h``: the representation compared across models (CKA)."""
+        return self.encoder(x)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        h = self.encode(x)
+        return h, self.head(h)
+
+
+class ConvContrastiveNet(ContrastiveNet):
+    """Small CNN encoder for images with a projection head; views by random shifts, pixel dropout and noise."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        width: int = 32,
+        n_blocks: int = 3,
+        head: Literal["none", "linear", "mlp", "reweight", "householder"] = "mlp",
+        projection_dim: int = 64,
+        kappa: float = 1.05,
+        householder_rank: int = 16,
+        temperature: float = 0.5,
+        max_shift: int = 3,
+        pixel_dropout: float = 0.1,
+        noise_std: float = 0.1,
+        augment_seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.encoder = ConvEncoder(in_channels, width, n_blocks)
+        self._build_head(head, projection_dim, kappa, householder_rank)
+        self.augment = ImageAugment(max_shift, pixel_dropout, noise_std, augment_seed)
+        self.temperature = temperature
+
+
+class MLPContrastiveNet(ContrastiveNet):
+    """MLP encoder for vectors with a projection head; views by feature dropout (one probability, or one per
+    feature to weaken chosen features) and noise."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        width: int = 64,
+        depth: int = 2,
+        head: Literal["none", "linear", "mlp", "reweight", "householder"] = "mlp",
+        projection_dim: int = 32,
+        kappa: float = 1.05,
+        householder_rank: int = 8,
+        temperature: float = 0.5,
+        feature_dropout: float | list[float] = 0.2,
+        noise_std: float = 0.0,
+        augment_seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.encoder = MLPEncoder(in_channels, width, depth)
+        self._build_head(head, projection_dim, kappa, householder_rank)
+        self.augment = FeatureDropout(feature_dropout, noise_std, augment_seed)
+        self.temperature = temperature
+
+
+class IncrementalConvNet(nn.Module):
+    """CNN backbone, a bias-free junction layer to ``out_channels - 1`` features and a classifier over all
+    ``out_channels`` classes from the start: the fixed d-Simplex (stationary representations, Biondi et al.) or a
+    learned linear layer (the baseline). ``forward(x) -> (features, logits)``.
+
+    Also carries the class-incremental protocol its task runs: the classes arrive in ``n_tasks`` equal groups,
+    each trained on with ``replay_per_class`` stored samples of every earlier class; at the end of each group the
+    deployed model is replaced by the new one, fine-tuned from it (``finetune``) or trained from scratch
+    (``reinit``)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        width: int = 32,
+        n_blocks: int = 3,
+        classifier: Literal["simplex", "learned"] = "simplex",
+        n_tasks: int = 2,
+        replay_per_class: int = 20,
+        replacement: Literal["finetune", "reinit"] = "finetune",
+    ) -> None:
+        super().__init__()
+        if not 1 <= n_tasks <= out_channels:
+            raise ValueError(f"n_tasks must be in 1..{out_channels} (the number of classes), got {n_tasks}")
+        if replay_per_class < 0:
+            raise ValueError(f"replay_per_class must be >= 0, got {replay_per_class}")
+        self.n_classes, self.n_tasks = out_channels, n_tasks
+        self.replay_per_class, self.replacement = replay_per_class, replacement
+        self.backbone = ConvEncoder(in_channels, width, n_blocks)
+        self.junction = nn.Linear(self.backbone.feature_dim, out_channels - 1, bias=False)
+        if classifier == "simplex":
+            self.classifier: nn.Module = SimplexClassifier(out_channels)
+        elif classifier == "learned":
+            self.classifier = nn.Linear(out_channels - 1, out_channels, bias=False)
+        else:
+            raise ValueError(f"classifier must be 'simplex' or 'learned', got {classifier!r}")
+
+    def classes_of_task(self, task: int) -> range:
+        """The classes task ``task`` introduces (equal groups in label order; the last takes the remainder)."""
+        size = self.n_classes // self.n_tasks
+        return range(task * size, self.n_classes if task == self.n_tasks - 1 else (task + 1) * size)
+
+    def reinitialise(self) -> None:
+        for module in self.modules():
+            if module is not self and hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+
+    def encode(self, x: Tensor) -> Tensor:
+        """The junction's features, the stationary representation the classifier reads."""
+        return self.junction(self.backbone(x))
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        features = self.encode(x)
+        return features, self.classifier(features)
+
+
+class ConvStitchingPair(nn.Module):
+    """Two independently initialised CNN encoder + decoder pairs, for zero-shot stitching (Moschella et al.).
+
+    Each encoder maps to ``latent_dim`` absolute features; with ``projection = "relative"`` the decoder reads the
+    cosines to ``n_anchors`` anchor samples embedded by the same encoder instead. A stitched model is the encoder
+    of one member with the decoder of the other, never trained together. The anchors are set from training data
+    (``set_anchors``) before training."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        width: int = 32,
+        n_blocks: int = 3,
+        latent_dim: int = 64,
+        projection: Literal["absolute", "relative"] = "relative",
+        n_anchors: int = 128,
+    ) -> None:
+        super().__init__()
+        if projection not in ("absolute", "relative"):
+            raise ValueError(f"projection must be 'absolute' or 'relative', got {projection!r}")
+        if n_anchors < 1 or latent_dim < 1:
+            raise ValueError(f"n_anchors and latent_dim must be >= 1, got {n_anchors} and {latent_dim}")
+        self.projection, self.n_anchors = projection, n_anchors
+        self.relative = RelativeProjection()
+        decoder_in = n_anchors if projection == "relative" else latent_dim
+        self.encoders = nn.ModuleList()
+        self.decoders = nn.ModuleList()
+        for _ in range(2):  # built one after the other: different initial weights from the same seed
+            encoder = ConvEncoder(in_channels, width, n_blocks)
+            self.encoders.append(nn.Sequential(encoder, nn.Linear(encoder.feature_dim, latent_dim)))
+            self.decoders.append(
+                nn.Sequential(
+                    nn.LayerNorm(decoder_in),
+                    nn.Linear(decoder_in, latent_dim),
+                    nn.SiLU(),
+                    nn.Linear(latent_dim, out_channels),
+                )
+            )
+        self.register_buffer("anchors", torch.empty(0))
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
+        # The anchors' shape is known only once they are set: take it from the checkpoint.
+        anchors = state_dict.get(prefix + "anchors")
+        if anchors is not None:
+            self.anchors = torch.empty_like(anchors)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def set_anchors(self, anchors: Tensor) -> None:
+        if anchors.shape[0] != self.n_anchors:
+            raise ValueError(f"expected {self.n_anchors} anchors, got {anchors.shape[0]}")
+        self.anchors = anchors.detach().clone()
+
+    def represent(self, member: int, x: Tensor) -> Tensor:
+        """What member ``member``'s decoder reads: absolute latents, or cosines to the anchors in its own space."""
+        if self.projection == "absolute":
+            return self.encoders[member](x)
+        if self.anchors.numel() == 0:
+            raise RuntimeError("relative projection needs anchors: call set_anchors first")
+        # One pass for samples and anchors: batch norm normalises both with the same statistics.
+        latents = self.encoders[member](torch.cat([x, self.anchors.to(x.dtype)]))
+        return self.relative(latents[: x.shape[0]], latents[x.shape[0] :])
+
+    def encode(self, x: Tensor) -> Tensor:
+        """Member 0's absolute latents: its encoder's output, before any relative projection."""
+        return self.encoders[0](x)
+
+    def decode(self, member: int, representation: Tensor) -> Tensor:
+        return self.decoders[member](representation)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Logits of member 0 (its own encoder and decoder)."""
+        return self.decode(0, self.represent(0, x))
