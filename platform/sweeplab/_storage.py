@@ -1,0 +1,158 @@
+"""The Optuna storage shared by every worker of a study: pooled connections, heartbeats, a budget that holds
+across processes, and a lock that serialises what only the first worker may do.
+
+Several workers (processes, machines) run one study through one database. Two things need them to take turns:
+creating the stores (Optuna and MLflow each create their tables on a fresh database, and two workers doing it at
+once collide), and starting a trial (each worker counts the trials finished or in flight before it adds one, so
+that the study stops at exactly its budget rather than at the budget plus the trials in flight). On PostgreSQL the
+turns are advisory locks; on SQLite, whose workers share a machine, a lock file beside the database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import warnings
+import zlib
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from sweeplab._sqlite import prepare_sqlite
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.storages import RDBStorage
+    from optuna.trial import FrozenTrial
+
+    from sweeplab.spec._schema import Heartbeat
+
+# Seconds a SQLite writer waits for another process's write to finish before "database is locked".
+SQLITE_BUSY_SECONDS = 120.0
+
+
+class BudgetReachedError(Exception):
+    """The study's budget is taken by trials finished or in flight: this worker starts no further trial."""
+
+
+def lost_connection(error: BaseException) -> BaseException | None:
+    """The database error behind ``error`` if the database went away (a restart, the network) or, for SQLite,
+    stayed locked past the busy timeout: both are worth waiting for. Optuna may have wrapped it (a
+    StorageInternalError, or an error in its own recovery path)."""
+    import sqlalchemy.exc
+
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def is_postgresql(url: str) -> bool:
+    return url.startswith("postgresql")
+
+
+def engine_options(url: str) -> dict[str, Any]:
+    """Connections are checked before use (a database restart costs a reconnect, not an error) and a SQLite
+    writer waits for the others instead of failing. Optuna's pool keeps two connections (trials, heartbeats) and
+    opens more only for ``n_jobs`` threads; with the lock's and MLflow's, a worker holds about four."""
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": SQLITE_BUSY_SECONDS}}
+    return {"pool_pre_ping": True, "pool_size": 2, "max_overflow": 8, "pool_recycle": 1800}
+
+
+@contextlib.contextmanager
+def study_lock(url: str, name: str) -> Iterator[None]:
+    """Hold the lock ``name`` of the study database at ``url`` (other databases: no lock)."""
+    if is_postgresql(url):
+        with _advisory_lock(url, name):
+            yield
+    elif url.startswith("sqlite:///"):
+        prepare_sqlite(url)
+        with open(f"{url.removeprefix('sqlite:///')}.{name}.lock", "a") as lock_file:
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+    else:
+        yield
+
+
+@contextlib.contextmanager
+def _advisory_lock(url: str, name: str) -> Iterator[None]:
+    import sqlalchemy
+    import sqlalchemy.exc
+
+    key = zlib.crc32(f"sweeplab:{name}".encode())  # a fixed 32-bit key per lock name
+    engine = _lock_engine(url)
+    with engine.connect() as connection:
+        connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
+        try:
+            yield
+        finally:
+            with contextlib.suppress(sqlalchemy.exc.OperationalError):  # a lost connection took its lock along
+                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                connection.commit()
+
+
+_lock_engines: dict[str, Any] = {}
+
+
+def _lock_engine(url: str) -> Any:
+    """One small engine per database for the locks: a lock lives on the connection that took it."""
+    import sqlalchemy
+
+    if url not in _lock_engines:
+        _lock_engines[url] = sqlalchemy.create_engine(url, **engine_options(url))
+    return _lock_engines[url]
+
+
+def open_storage(
+    url: str,
+    heartbeat: Heartbeat,
+    budget: int | None,
+    on_stale_trial: Callable[[optuna.Study, FrozenTrial], None],
+) -> RDBStorage:
+    """The study's Optuna storage: heartbeats every ``heartbeat.interval`` seconds, ``on_stale_trial`` for the
+    trials of lost workers, and no trial started beyond ``budget`` (None: no limit) by any worker."""
+    from optuna.exceptions import ExperimentalWarning
+    from optuna.storages import RDBStorage
+    from optuna.trial import TrialState
+
+    from sweeplab._runner import finished_trials
+
+    class WorkerStorage(RDBStorage):
+        # The method every new trial goes through: Optuna's caching wrapper calls it rather than the public one.
+        def _create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> FrozenTrial:
+            if budget is None or template_trial is not None:  # a queued retry replaces a trial, adds none
+                return super()._create_new_trial(study_id, template_trial)
+            with study_lock(url, "trial-start"):
+                trials = self.get_all_trials(study_id, deepcopy=False)
+                pending = sum(1 for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING))
+                if finished_trials(trials) + pending >= budget:
+                    raise BudgetReachedError(f"{budget} trials finished or in flight")
+                return super()._create_new_trial(study_id, template_trial)
+
+        def record_heartbeat(self, trial_id: int) -> None:
+            # Optuna beats from a thread that dies with its first error: a database restart would silence a
+            # live trial for good, and another worker would then fail it as lost. A beat missed while the
+            # database is away is skipped; the next one reconnects.
+            try:
+                super().record_heartbeat(trial_id)
+            except Exception as error:  # Optuna wraps the database's errors in its own
+                if lost_connection(error) is None:
+                    raise
+
+    prepare_sqlite(url)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)  # heartbeats are experimental in Optuna 5
+        return WorkerStorage(
+            url,
+            engine_kwargs=engine_options(url),
+            heartbeat_interval=heartbeat.interval,
+            grace_period=heartbeat.grace,
+            heartbeat_stale_trial_callback=on_stale_trial,
+        )

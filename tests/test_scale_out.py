@@ -1,0 +1,158 @@
+"""Many workers on one study: real `sweeplab worker` processes on a throwaway PostgreSQL cluster and on SQLite,
+started at once on fresh databases, one of them killed with SIGKILL in the middle of a trial."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+import pytest
+import sqlalchemy.exc
+from conftest import TINY_STUDY, write_study
+from mlflow.tracking import MlflowClient
+from optuna.trial import FrozenTrial, TrialState
+
+from sweeplab._runner import RETRY_OF_ATTR, RUN_ATTR, finished_trials
+
+pytestmark = pytest.mark.slow
+
+# Trivially small trials: what is tested is the coordination of the workers, not the training.
+METRICS = {"val_rel_l2", "val_loss", "train_loss", "test_rel_l2", "n_params", "fit_seconds"}
+
+
+def _study_text(n_trials: int, extra: str = "", max_epochs: int = 1) -> str:
+    text = TINY_STUDY.replace("  n_trials: 3", f"  n_trials: {n_trials}")
+    return text.replace("  max_epochs: 2", f"  max_epochs: {max_epochs}") + extra
+
+
+def _worker(study_file: Path, storage: str, tracking: str) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "sweeplab", "worker", str(study_file), "--storage", storage]
+    return subprocess.Popen(
+        [*command, "--tracking-uri", tracking],
+        cwd=study_file.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _runs(tracking: str) -> tuple[object, list]:
+    client = MlflowClient(tracking)
+    experiment_id = client.get_experiment_by_name("tiny").experiment_id
+    runs = client.search_runs([experiment_id], max_results=1000)
+    parents = [r for r in runs if r.data.tags.get("sweeplab.role") == "study"]
+    children = [r for r in runs if r.data.tags.get("sweeplab.role") == "trial"]
+    assert len(parents) == 1, [r.data.tags for r in parents]  # simultaneous starts made one parent, not several
+    return parents[0], children
+
+
+def _wait_until(storage: str, workers: list[subprocess.Popen[str]], ready: Callable[[list[FrozenTrial]], bool]) -> None:
+    """Poll the study until ``ready(trials)``, while every worker is alive."""
+    deadline = time.monotonic() + 300
+    while True:
+        assert time.monotonic() < deadline and all(w.poll() is None for w in workers), "the trials never got there"
+        time.sleep(0.1)
+        try:
+            trials = optuna.load_study(study_name="tiny", storage=storage).get_trials()
+        except (KeyError, sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError):  # not created yet
+            continue
+        if ready(trials):
+            return
+
+
+def _run_workers(study_file: Path, storage: str, tracking: str, count: int) -> list[set[int]]:
+    """``count`` workers started at once; the trial numbers each one finished."""
+    workers = [_worker(study_file, storage, tracking) for _ in range(count)]
+    outputs = [worker.communicate(timeout=600)[0] for worker in workers]
+    for worker, output in zip(workers, outputs, strict=True):
+        assert worker.returncode == 0, output
+    return [{int(n) for n in re.findall(r"trial +(\d+) COMPLETE", output)} for output in outputs]
+
+
+@pytest.mark.parametrize("backend, workers", [("postgresql", 3), ("sqlite", 4)])
+def test_workers_started_at_once_finish_exactly_the_budget(
+    tmp_path: Path, request: pytest.FixtureRequest, backend: str, workers: int
+) -> None:
+    if backend == "postgresql":
+        cluster = request.getfixturevalue("postgres_cluster")
+        database = f"parallel_{workers}"
+        storage, tracking = cluster.create_database(f"{database}_optuna"), cluster.create_database(f"{database}_mlflow")
+    else:
+        storage, tracking = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
+    study_file = write_study(tmp_path, _study_text(30))
+
+    ran = _run_workers(study_file, storage, tracking, workers)
+
+    trials = optuna.load_study(study_name="tiny", storage=storage).get_trials()
+    assert finished_trials(trials) == 30 and [t.state for t in trials] == [TrialState.COMPLETE] * 30
+    assert sorted(n for numbers in ran for n in numbers) == list(range(30))  # each trial ran once, in one worker
+    parent, children = _runs(tracking)
+    assert parent.info.status == "FINISHED"
+    assert sorted(int(r.data.tags["sweeplab.trial"]) for r in children) == list(range(30))
+    by_number = {t.number: t for t in trials}
+    for child in children:
+        trial = by_number[int(child.data.tags["sweeplab.trial"])]
+        assert child.info.status == "FINISHED" and trial.user_attrs[RUN_ATTR] == child.info.run_id
+        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert set(child.data.metrics) >= METRICS and child.data.metrics["val_rel_l2"] == trial.value
+
+
+def test_a_worker_killed_mid_trial_is_retried_and_its_run_closed(postgres_cluster, tmp_path: Path) -> None:
+    storage = postgres_cluster.create_database("killed_optuna")
+    tracking = postgres_cluster.create_database("killed_mlflow")
+    # Trials long enough to be killed in their epochs; heartbeats every second, lost after 3 s of silence.
+    heartbeat = "heartbeat: {interval: 1, grace: 3}\n"
+    study_file = write_study(tmp_path, _study_text(2, heartbeat, max_epochs=40))
+    doomed = _worker(study_file, storage, tracking)
+    _wait_until(storage, [doomed], lambda trials: bool(trials and trials[0].intermediate_values))
+    doomed.send_signal(signal.SIGKILL)
+    doomed.wait(timeout=30)
+    lost = optuna.load_study(study_name="tiny", storage=storage).get_trials()[0]
+    assert lost.state == TrialState.RUNNING  # nobody told Optuna: only the silence of its heartbeat will
+
+    survivor = _worker(study_file, storage, tracking)  # the same command: the study resumes
+    output, _ = survivor.communicate(timeout=600)
+    assert survivor.returncode == 0, output
+
+    trials = optuna.load_study(study_name="tiny", storage=storage).get_trials()
+    assert trials[0].state == TrialState.FAIL
+    retries = [t for t in trials if t.user_attrs.get(RETRY_OF_ATTR) == 0]
+    assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE and retries[0].params == lost.params
+    assert finished_trials(trials) == 2 and sum(t.state == TrialState.COMPLETE for t in trials) == 2
+    parent, children = _runs(tracking)
+    assert parent.info.status == "FINISHED"
+    assert not [r for r in children if r.info.status == "RUNNING"]
+    killed = next(r for r in children if r.info.run_id == lost.user_attrs[RUN_ATTR])
+    assert killed.info.status == "KILLED" and killed.data.tags["sweeplab.state"] == "FAIL"
+    assert killed.data.tags["sweeplab.reason"].startswith("worker lost: no heartbeat for 3 s; queued again")
+    assert len(children) == len(trials) == 3  # the lost trial's run, its retry's, the other trial's
+
+
+def test_a_database_restart_costs_retries_not_the_study(postgres_cluster, tmp_path: Path) -> None:
+    storage = postgres_cluster.create_database("restart_optuna")
+    tracking = postgres_cluster.create_database("restart_mlflow")
+    # Trials of a few seconds, enough of them that both workers are in one when the database goes down.
+    heartbeat = "heartbeat: {interval: 1, grace: 4}\n"
+    study_file = write_study(tmp_path, _study_text(8, heartbeat, max_epochs=80))
+    workers = [_worker(study_file, storage, tracking) for _ in range(2)]
+
+    def both_training(trials: list[FrozenTrial]) -> bool:
+        return sum(t.state == TrialState.RUNNING for t in trials) == 2 and bool(trials[-1].intermediate_values)
+
+    _wait_until(storage, workers, both_training)
+    postgres_cluster.restart()  # every connection of both workers is cut in the middle of their trials
+    for worker in workers:
+        output, _ = worker.communicate(timeout=600)
+        assert worker.returncode == 0, output
+
+    trials = optuna.load_study(study_name="tiny", storage=storage).get_trials()
+    assert finished_trials(trials) == 8 and not [t for t in trials if not t.state.is_finished()]
+    parent, children = _runs(tracking)
+    assert parent.info.status == "FINISHED"
+    assert not [r for r in children if r.info.status == "RUNNING"]
