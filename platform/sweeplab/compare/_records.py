@@ -1,0 +1,200 @@
+"""Read what a study recorded: its trials from the Optuna storage, their runs through MLflow's tracking API (so the
+same code reads SQLite, PostgreSQL and a remote tracking server)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sweeplab._runner import INTERRUPTED_ATTR, PARENT_RUN_ATTR, RUN_ATTR
+from sweeplab.spec import MODEL_PARAM
+
+if TYPE_CHECKING:
+    import optuna
+    from mlflow.entities import Run
+    from mlflow.tracking import MlflowClient
+
+
+class CompareError(Exception):
+    """A study that cannot be compared (not found, no tracking records, an unknown metric): the message says why."""
+
+
+@dataclass(frozen=True)
+class StudySource:
+    """Where one study lives: its name, its Optuna storage and its MLflow tracking store."""
+
+    name: str
+    storage: str
+    tracking_uri: str
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One trial as the comparison sees it: Optuna's state and parameters joined with its MLflow run."""
+
+    number: int
+    state: str
+    """COMPLETE, PRUNED, FAIL, RUNNING or WAITING (Optuna's trial states)."""
+    architecture: str
+    """The model's label in the study (``model`` parameter): what the comparison groups by."""
+    params: dict[str, Any]
+    value: float | None
+    """The compared metric; only complete trials have one."""
+    interrupted: bool = False
+    """Failed by Ctrl-C or SIGTERM and queued again: not a failure of the architecture."""
+    run_id: str | None = None
+    seed: str | None = None
+    n_params: int | None = None
+    fit_seconds: float | None = None
+    epochs: int | None = None
+
+    @property
+    def seconds_per_epoch(self) -> float | None:
+        if self.fit_seconds is None or not self.epochs:
+            return None
+        return self.fit_seconds / self.epochs
+
+
+@dataclass
+class StudyRecords:
+    """Everything recorded about one study that the comparison needs."""
+
+    source: StudySource
+    metric: str
+    direction: str
+    """``minimize`` or ``maximize``: how the compared metric is judged."""
+    objective_metric: str
+    """The metric Optuna optimised (the first objective): its history is the learning curve."""
+    parent_run_id: str
+    trials: list[TrialRecord]
+    study: optuna.Study = field(repr=False)
+    client: MlflowClient = field(repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.source.name
+
+    def metric_history(self, run_id: str, key: str) -> list[tuple[int, float]]:
+        """``(step, value)`` of one run's metric, step = epoch."""
+        history = self.client.get_metric_history(run_id, key)
+        return sorted((m.step, m.value) for m in history)
+
+
+def resolve_source(argument: str, storage: str | None, tracking_uri: str | None) -> StudySource:
+    """A study YAML (its name and stores; ``storage``/``tracking_uri`` override them) or a study name."""
+    from sweeplab.spec import DEFAULT_STORAGE, DEFAULT_TRACKING_URI, load_study
+
+    path = Path(argument)
+    if path.suffix in (".yaml", ".yml") or path.is_file():
+        study = load_study(path)  # StudyError: the caller reports it
+        return StudySource(study.name, storage or study.spec.storage, tracking_uri or study.spec.tracking.uri)
+    return StudySource(argument, storage or DEFAULT_STORAGE, tracking_uri or DEFAULT_TRACKING_URI)
+
+
+def load_records(source: StudySource, metric: str | None = None) -> StudyRecords:
+    """Read one study; ``metric`` defaults to its (first) objective."""
+    import optuna
+
+    from sweeplab.tracking import quiet_mlflow_logs
+
+    _require_database(source.storage, "Optuna storage")
+    _require_database(source.tracking_uri, "MLflow tracking store")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    quiet_mlflow_logs()
+    try:
+        study = optuna.load_study(study_name=source.name, storage=source.storage)
+    except KeyError:
+        known = ", ".join(s.study_name for s in optuna.get_all_study_summaries(source.storage)) or "none"
+        raise CompareError(f"no study {source.name!r} in {_shown(source.storage)} (studies there: {known})") from None
+    parent_run_id = study.user_attrs.get(PARENT_RUN_ATTR)
+    if parent_run_id is None:
+        raise CompareError(f"study {source.name!r} has no MLflow parent run (was it run by sweeplab?)")
+
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=source.tracking_uri)
+    try:
+        parent = client.get_run(parent_run_id)
+    except MlflowException:
+        raise CompareError(
+            f"study {source.name!r}: its MLflow parent run {parent_run_id} is not in {_shown(source.tracking_uri)} "
+            "(pass the study's --tracking-uri)"
+        ) from None
+    # The runner records the objectives as "minimize val_rel_l2, maximize x"; Optuna itself keeps no names.
+    if "objective" not in parent.data.params:
+        raise CompareError(f"study {source.name!r}: its parent run {parent_run_id} records no objective")
+    objectives = [part.split()[-1] for part in parent.data.params["objective"].split(",")]
+    metric = metric or objectives[0]
+    runs = {run.info.run_id: run for run in _child_runs(client, parent)}
+    if metric in objectives:
+        index = objectives.index(metric)
+        direction = study.directions[index].name.lower()
+    else:
+        if not any(metric in run.data.metrics for run in runs.values()):
+            logged = sorted({key for run in runs.values() for key in run.data.metrics})
+            raise CompareError(f"study {source.name!r}: no run logged {metric!r} (logged: {', '.join(logged)})")
+        index, direction = None, study.directions[0].name.lower()
+    trials = [_trial_record(trial, runs, metric, index) for trial in study.get_trials(deepcopy=False)]
+    return StudyRecords(source, metric, direction, objectives[0], parent_run_id, trials, study, client)
+
+
+def _child_runs(client: MlflowClient, parent: Run) -> Iterator[Run]:
+    token = None
+    while True:
+        page = client.search_runs(
+            [parent.info.experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+            max_results=1000,
+            page_token=token,
+        )
+        yield from page
+        token = page.token
+        if not token:
+            return
+
+
+def _trial_record(
+    trial: optuna.trial.FrozenTrial, runs: dict[str, Run], metric: str, objective_index: int | None
+) -> TrialRecord:
+    run = runs.get(trial.user_attrs.get(RUN_ATTR, ""))
+    metrics = run.data.metrics if run is not None else {}
+    params = run.data.params if run is not None else {}
+    complete = trial.state.name == "COMPLETE"
+    if not complete:
+        value = None
+    elif objective_index is not None:
+        value = trial.values[objective_index]
+    else:
+        value = metrics.get(metric)
+    if value is not None and not math.isfinite(value):
+        value = None  # a NaN logged for another metric ranks nowhere
+    n_params = params.get("n_params")
+    return TrialRecord(
+        number=trial.number,
+        state=trial.state.name,
+        architecture=str(trial.user_attrs.get("model") or trial.params.get(MODEL_PARAM, "?")),
+        params=dict(trial.params),
+        value=value,
+        interrupted=bool(trial.user_attrs.get(INTERRUPTED_ATTR)),
+        run_id=run.info.run_id if run is not None else None,
+        seed=params.get("seed"),
+        n_params=int(n_params) if n_params is not None else None,
+        fit_seconds=metrics.get("fit_seconds"),
+        epochs=int(metrics["epochs"]) if "epochs" in metrics else None,
+    )
+
+
+def _require_database(url: str, what: str) -> None:
+    """Opening a missing SQLite file would create an empty database: say that nothing is there instead."""
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        raise CompareError(f"no {what} at {url} (run the study first, or pass its --storage/--tracking-uri)")
+
+
+def _shown(url: str) -> str:
+    from sweeplab._provenance import redacted
+
+    return redacted(url)
