@@ -64,9 +64,7 @@ def parse_arguments() -> argparse.Namespace:
         help="stop repeating a row once it has taken this long (it still gets one timed step per variant)",
     )
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps per variant (CUDA: 2 more)")
-    parser.add_argument(
-        "--threads", type=int, default=None, help="CPU intra-op threads; None leaves torch's choice"
-    )
+    parser.add_argument("--threads", type=int, default=None, help="CPU intra-op threads; None leaves torch's choice")
     parser.add_argument(
         "--tf32", action="store_true", help="allow TF32 in float32 matrix products on CUDA (both variants)"
     )
@@ -95,9 +93,7 @@ def timed(step: Callable[[], None], device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def compare(
-    setting: Setting, batch: int, device: torch.device, arguments: argparse.Namespace
-) -> dict[str, float]:
+def compare(setting: Setting, batch: int, device: torch.device, arguments: argparse.Namespace) -> dict[str, float]:
     """Median seconds per training step of each variant, the variants alternating step by step."""
     torch.manual_seed(0)
     fast = FNO2d(1, 1, width=setting.width, modes=setting.modes, padding=setting.padding)

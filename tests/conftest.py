@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,21 @@ budget:
   n_trials: 3
 """
 
+# Two contrastive architectures (labelled variants) on digits, one epoch each, two learning rates: a representation
+# study in seconds, whose architectures each have a best trial.
+TINY_CONTRASTIVE_STUDY = """\
+name: tiny-contrastive
+objective: {metric: val_probe_pre, direction: maximize}
+data: {name: digits, params: {n_train: 300, n_val: 100, n_test: 100}}
+models:
+  - {name: contrastive_cnn, label: plain, params: {width: 8, n_blocks: 2, head: none, loss: simclr}}
+  - {name: contrastive_cnn, label: projected, params: {width: 8, n_blocks: 2, head: mlp, projection_dim: 16}}
+search: {lr: {choices: [3.0e-3, 1.0e-3]}, batch_size: 64}
+trainer: {max_epochs: 1, num_threads: 1}
+sampler: grid
+pruner: none
+"""
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
@@ -47,6 +63,34 @@ def _isolated_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SWEEPLAB_DATA_DIR", str(tmp_path_factory.getbasetemp() / "data"))
         yield
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """Torch on one thread for the test: for tiny tensors the intra-op pool costs more than it saves, and on busy
+    shared cores a multi-threaded FFT of a 32 x 32 grid took ~1000x longer than one thread (measured)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def bare_trainer(**overrides: Any) -> Any:
+    """A two-epoch CPU Trainer that only trains: no logger, checkpoints, progress bar, summary or sanity check."""
+    import pytorch_lightning as pl
+
+    settings: dict[str, Any] = {
+        "max_epochs": 2,
+        "accelerator": "cpu",
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "num_sanity_val_steps": 0,
+    }
+    return pl.Trainer(**(settings | overrides))
 
 
 def write_study(folder: Path, text: str, name: str = "study.yaml") -> Path:
@@ -74,3 +118,38 @@ def pool_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", RecordingExecutor)
     return sizes
+
+
+@dataclass(frozen=True)
+class RecordedStudy:
+    """A study that really ran (TINY_STUDY): its file, stores and outcome."""
+
+    study_file: Path
+    storage: str
+    tracking_uri: str
+    outcome: Any
+
+
+@pytest.fixture(scope="session")
+def recorded_tiny_study(tmp_path_factory: pytest.TempPathFactory) -> RecordedStudy:
+    """TINY_STUDY run once per session into its own SQLite stores, for tests that read what a run recorded."""
+    from sweeplab._runner import run_study
+    from sweeplab.spec import load_study
+
+    folder = tmp_path_factory.mktemp("recorded-tiny")
+    study_file = write_study(folder, TINY_STUDY)
+    storage, tracking_uri = f"sqlite:///{folder}/optuna.db", f"sqlite:///{folder}/mlflow.db"
+    outcome = run_study(load_study(study_file), storage=storage, tracking_uri=tracking_uri)
+    return RecordedStudy(study_file, storage, tracking_uri, outcome)
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[Any]:
+    """A throwaway PostgreSQL cluster (tests/_postgres.py) for the session; skipped without PostgreSQL."""
+    from _postgres import postgres_bin, throwaway_cluster
+
+    bin_dir = postgres_bin()
+    if bin_dir is None:
+        pytest.skip("no PostgreSQL binaries (initdb, pg_ctl) in /usr/lib/postgresql/*/bin or on PATH")
+    with throwaway_cluster(bin_dir) as cluster:
+        yield cluster

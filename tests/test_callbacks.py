@@ -9,6 +9,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pl = pytest.importorskip("pytorch_lightning")
 
+from conftest import bare_trainer  # noqa: E402
+
 from sweeplab._callbacks import GuardCallback, NonFiniteLoss, StudyInterrupted  # noqa: E402
 from sweeplab.data.datamodule import InMemoryBatches  # noqa: E402
 
@@ -33,15 +35,7 @@ class DivergesAt(pl.LightningModule):
 
 
 def _fit(module: pl.LightningModule, guard: GuardCallback, n_batches: int = 8) -> None:
-    trainer = pl.Trainer(
-        max_epochs=2,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[guard],
-    )
+    trainer = bare_trainer(callbacks=[guard])
     data = torch.zeros(n_batches, 1)
     trainer.fit(module, train_dataloaders=InMemoryBatches(data, data, batch_size=1, shuffle=False))
 

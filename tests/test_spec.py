@@ -56,6 +56,18 @@ def test_sampling_follows_the_space() -> None:
         optuna_study.tell(trial, 0.0)
 
 
+def test_test_resolutions_name_metrics_and_autoregressive_data_set_the_channels() -> None:
+    study = parse_study(_replace("seed: 0}", "seed: 0, test_resolutions: [33, 9]}"), "s.yaml")
+    assert {"test_rel_l2_33", "test_rel_h1_9", "val_rel_h1", "n_params"} <= set(study.logged_metrics)
+    assert "val_rel_l2_33" not in study.logged_metrics  # validation runs at the training resolution only
+    text = _replace(
+        "  name: darcy\n  params: {fine_resolution: 33, resolution: 17, n_train: 16, n_val: 8, n_test: 8, seed: 0}",
+        "  name: navier_stokes\n  params: {mode: autoregressive, step: 2}",
+    ).replace("  batch_size: 8", "  batch_size: 8\n  loss: rel_h1")
+    study = parse_study(text, "s.yaml")
+    assert study.data_channels == (10, 2) and study.shared_fixed["loss"] == "rel_h1"
+
+
 def test_model_override_of_a_shared_dimension_and_two_architectures() -> None:
     text = _replace(
         "models:\n",
@@ -262,7 +274,119 @@ BAD_STUDIES = [
         "a grid needs discrete values",
     ),
     ("unsupported storage", TINY_STUDY + "storage: file:./optuna\n", ":23 storage", "not a supported URL"),
+    (
+        "test-resolution metric as objective",
+        _replace("  metric: val_rel_l2", "  metric: test_rel_l2_33").replace(
+            "seed: 0}", "seed: 0, test_resolutions: [33]}"
+        ),
+        ":3 objective.metric",
+        "leaks the test set",
+    ),
+    (
+        "validation metric at a test resolution",
+        _replace("  metric: val_rel_l2", "  metric: val_rel_l2_33").replace(
+            "seed: 0}", "seed: 0, test_resolutions: [33]}"
+        ),
+        ":3 objective.metric",
+        "not logged by fno2d",
+    ),
+    (
+        "test resolution off the fine grid",
+        _replace("seed: 0}", "seed: 0, test_resolutions: [20]}"),
+        ":7 data.params",
+        "test resolution 20 is not a subsample of fine_resolution 33",
+    ),
     ("no budget", _replace("budget:\n  n_trials: 3\n", ""), "budget", "give n_trials or timeout"),
+    (
+        "password in the storage URL",
+        TINY_STUDY + "storage: postgresql+psycopg://sweeplab:hunter2@db/sweeplab\n",
+        ":23 storage",
+        "set PGPASSWORD",
+    ),
+    (
+        "password in the tracking URI",
+        TINY_STUDY + "tracking:\n  uri: postgresql://u:pw@db/mlflow\n",
+        ":24 tracking.uri",
+        "would be committed",
+    ),
+    (
+        "heartbeat grace shorter than two beats",
+        TINY_STUDY + "heartbeat: {interval: 10, grace: 15}\n",
+        ":23 heartbeat",
+        "at least twice the interval",
+    ),
+    (
+        "heartbeat interval of zero",
+        TINY_STUDY + "heartbeat: {interval: 0}\n",
+        ":23 heartbeat.interval",
+        "greater than or equal to 1",
+    ),
+    # Self-tuning networks: online hyperparameters and the hyper-training settings.
+    (
+        "self_tuning without hyperparameters",
+        TINY_STUDY + "strategy: self_tuning\n",
+        "hyperparameters",
+        "needs hyperparameters",
+    ),
+    (
+        "dropout without modules",
+        TINY_STUDY + "hyperparameters:\n  drop: {apply: dropout, high: 0.5, initial: 0.1}\n",
+        ":24 hyperparameters.drop.at",
+        "name the modules",
+    ),
+    (
+        "sigmoid initial on its bound",
+        TINY_STUDY + "hyperparameters:\n  drop: {apply: dropout, at: [lift], high: 0.5, initial: 0.5}\n",
+        ":24 hyperparameters.drop.initial",
+        "strictly inside",
+    ),
+    (
+        "dropout range reaching 1",
+        TINY_STUDY + "hyperparameters:\n  drop: {apply: dropout, at: [lift], high: 1.0, initial: 0.5}\n",
+        ":24 hyperparameters.drop.high",
+        "[0, 1)",
+    ),
+    (
+        "cutout with a sigmoid",
+        TINY_STUDY + "hyperparameters:\n  hole: {apply: cutout, transform: sigmoid, high: 4, initial: 1}\n",
+        ":24 hyperparameters.hole.transform",
+        "use floor",
+    ),
+    (
+        "unknown application",
+        TINY_STUDY + "hyperparameters:\n  mix: {apply: mixup, high: 1, initial: 0.5}\n",
+        ":24 hyperparameters.mix.apply",
+        "must be 'dropout'",
+    ),
+    (
+        "unknown self-tuning setting",
+        TINY_STUDY
+        + "strategy: self_tuning\nhyperparameters:\n  noise: {apply: input_noise, high: 1, initial: 0.1}\n"
+        + "self_tuning: {hyper_rate: 0.1}\n",
+        ":26 self_tuning.hyper_rate",
+        "did you mean 'hyper_lr'",
+    ),
+    (
+        "negative warm-up searched",
+        TINY_STUDY
+        + "strategy: self_tuning\nhyperparameters:\n  noise: {apply: input_noise, high: 1, initial: 0.1}\n"
+        + "self_tuning:\n  warmup_epochs: {low: -1, high: 2}\n",
+        ":27 self_tuning.warmup_epochs.low",
+        "greater than or equal to 0",
+    ),
+    (
+        "grid over hyperparameters",
+        _replace("sampler: random", "sampler: grid")
+        + "hyperparameters:\n  noise: {apply: input_noise, high: 1, initial: 0.1}\n",
+        "hyperparameters",
+        "a grid cannot sample",
+    ),
+    (
+        "self-tuning settings without the strategy",
+        TINY_STUDY + "self_tuning: {train_steps: 3}\n",
+        ":23 self_tuning",
+        "only used with strategy",
+    ),
 ]
 
 
@@ -341,6 +465,8 @@ def test_standard_library_platform_is_not_shadowed() -> None:
 def test_recorded_urls_never_hold_a_password() -> None:
     from sweeplab._provenance import redacted
 
-    assert redacted("postgresql+psycopg://sweep:s3cret@db:5432/optuna") == "postgresql+psycopg://sweep:***@db:5432/optuna"
+    assert (
+        redacted("postgresql+psycopg://sweep:s3cret@db:5432/optuna") == "postgresql+psycopg://sweep:***@db:5432/optuna"
+    )
     assert redacted("sqlite:///mlruns/optuna.db") == "sqlite:///mlruns/optuna.db"
     assert redacted("--n-trials") == "--n-trials"

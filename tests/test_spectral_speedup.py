@@ -63,8 +63,7 @@ def with_reference_layers(model: nn.Module) -> nn.Module:
 
 def relative_difference(actual: Tensor, expected: Tensor) -> float:
     return (
-        torch.linalg.vector_norm(actual.double() - expected.double())
-        / torch.linalg.vector_norm(expected.double())
+        torch.linalg.vector_norm(actual.double() - expected.double()) / torch.linalg.vector_norm(expected.double())
     ).item()
 
 
@@ -79,9 +78,7 @@ def _random_spectral_pair(
     return layer, reference
 
 
-def _assert_same_function(
-    layer: nn.Module, reference: nn.Module, x: Tensor, tolerance: float
-) -> None:
+def _assert_same_function(layer: nn.Module, reference: nn.Module, x: Tensor, tolerance: float) -> None:
     """Same output, and same gradients w.r.t. the input and every parameter, for a random cotangent."""
     x_layer = x.clone().requires_grad_()
     x_reference = x.clone().requires_grad_()

@@ -7,6 +7,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pl = pytest.importorskip("pytorch_lightning")
 
+from conftest import bare_trainer  # noqa: E402
+
 from sweeplab.data.datamodule import InMemoryBatches  # noqa: E402
 from sweeplab_modules.tasks.base import SweepTask  # noqa: E402
 from sweeplab_modules.training import TrainingConfig  # noqa: E402
@@ -29,15 +31,7 @@ def test_epoch_means_are_weighted_by_batch_size_and_kept_apart_per_stage() -> No
     train_y = torch.arange(7, dtype=torch.float32).unsqueeze(1)
     val_y = torch.full((5, 1), 10.0)
     task = MeanOfTargets(torch.nn.Linear(1, 1), TrainingConfig(lr=1e-3))
-    trainer = pl.Trainer(
-        max_epochs=2,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-    )
+    trainer = bare_trainer()
     trainer.fit(
         task,
         train_dataloaders=InMemoryBatches(x, train_y, batch_size=3, shuffle=False),

@@ -56,6 +56,8 @@ class TaskEntry:
     metrics: tuple[str, ...]
     losses: tuple[str, ...]
     description: str = ""
+    resolution_metrics: tuple[str, ...] = ()
+    """Metrics also logged at each of the data set's ``test_resolutions``, as ``<metric>_<size>``."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,8 @@ class ModelEntry:
     spatial_dims: int
     description: str
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # The same weights evaluate at resolutions other than the training one (a discretisation of an operator).
+    resolution_invariant: bool = False
 
 
 def import_target(target: str) -> Any:
@@ -135,7 +139,25 @@ class _Registry(Mapping[str, Any]):
         return len(self._entries)
 
 
-_OPERATOR_METRICS = ("train_loss", "val_loss", "val_rel_l2", "test_loss", "test_rel_l2")
+_OPERATOR_METRICS = (
+    "train_loss",
+    "val_loss",
+    "val_rel_l2",
+    "val_rel_h1",
+    "test_loss",
+    "test_rel_l2",
+    "test_rel_h1",
+)
+
+
+def _stage_metrics(*names: str) -> tuple[str, ...]:
+    return ("train_loss", *(f"{stage}_{name}" for stage in ("val", "test") for name in ("loss", *names)))
+
+
+_CONTRASTIVE_METRICS = _stage_metrics("probe_pre", "probe_post", "knn_pre", "knn_post")
+_INCREMENTAL_METRICS = _stage_metrics("acc", "ac", "am", "ecc")
+_STITCHING_METRICS = _stage_metrics("acc", "stitched_acc")
+_CLASSIFICATION_METRICS = _stage_metrics("acc")
 
 TASKS: Mapping[str, TaskEntry] = _Registry(
     "task",
@@ -144,8 +166,37 @@ TASKS: Mapping[str, TaskEntry] = _Registry(
             name="operator",
             target="sweeplab_modules.tasks.operator:OperatorLearning",
             metrics=_OPERATOR_METRICS,
-            losses=("rel_l2", "mse"),
+            losses=("rel_l2", "rel_h1", "mse"),
             description="learn a map between functions on a grid (neural operators)",
+            resolution_metrics=("test_rel_l2", "test_rel_h1"),
+        ),
+        TaskEntry(
+            name="contrastive",
+            target="sweeplab_modules.tasks.contrastive:ContrastiveLearning",
+            metrics=_CONTRASTIVE_METRICS,
+            losses=("simclr", "supcon"),
+            description="contrastive representations (SimCLR, SupCon); linear-probe and k-NN accuracy pre/post head",
+        ),
+        TaskEntry(
+            name="class_incremental",
+            target="sweeplab_modules.tasks.classification:ClassIncrementalLearning",
+            metrics=_INCREMENTAL_METRICS,
+            losses=("cross_entropy",),
+            description="classes arrive in groups, models replaced; compatibility of successive models (AC, AM)",
+        ),
+        TaskEntry(
+            name="stitching",
+            target="sweeplab_modules.tasks.classification:ZeroShotStitching",
+            metrics=_STITCHING_METRICS,
+            losses=("cross_entropy",),
+            description="two independently trained classifiers; accuracy of encoder-of-one + decoder-of-other",
+        ),
+        TaskEntry(
+            name="classification",
+            target="sweeplab_modules.stn._classifier:Classification",
+            metrics=_CLASSIFICATION_METRICS,
+            losses=("cross_entropy",),
+            description="supervised image classification: cross-entropy, accuracy",
         ),
     ],
 )
@@ -159,6 +210,7 @@ MODELS: Mapping[str, ModelEntry] = _Registry(
             task="operator",
             spatial_dims=1,
             description="Fourier Neural Operator, 1D (Li et al. 2020)",
+            resolution_invariant=True,
             presets={
                 # The paper's first code: ReLU, no domain padding; the current reference code: GELU.
                 "paper": {
@@ -185,6 +237,7 @@ MODELS: Mapping[str, ModelEntry] = _Registry(
             task="operator",
             spatial_dims=2,
             description="Fourier Neural Operator, 2D (Li et al. 2020)",
+            resolution_invariant=True,
             presets={
                 "paper": {
                     "width": 32,
@@ -203,6 +256,246 @@ MODELS: Mapping[str, ModelEntry] = _Registry(
                     "activation": "gelu",
                 },
             },
+        ),
+        # U-Net, MgNO, LSM: "paper" presets are the authors' Darcy settings, "navier_stokes" their Navier-Stokes
+        # nu = 1e-5 settings, "small" a CPU size; see the modules' docstrings.
+        ModelEntry(
+            name="unet2d",
+            target="sweeplab_modules.operators.unet:UNet2d",
+            task="operator",
+            spatial_dims=2,
+            description="U-Net baseline, 2D (Ronneberger et al. 2015, as in the LSM paper, Wu et al. 2023)",
+            presets={
+                "paper": {"width": 64, "n_scales": 5, "normalization": "batch", "projection_width": 64},
+                "navier_stokes": {"width": 64, "n_scales": 5, "normalization": "instance", "projection_width": 64},
+                "small": {"width": 8, "n_scales": 3, "projection_width": 16},
+            },
+        ),
+        ModelEntry(
+            name="mgno",
+            target="sweeplab_modules.operators.mgno:MgNO",
+            task="operator",
+            spatial_dims=2,
+            description="MgNO, multigrid V-cycle linear operators (He, Liu, Xu, ICLR 2024, arXiv 2310.19809)",
+            resolution_invariant=True,
+            presets={
+                # FNO (smooth) Darcy command: 5 layers; the rough-Darcy command (0.57 M parameters) uses 4.
+                "paper": {
+                    "width": 24,
+                    "n_layers": 5,
+                    "levels": 6,
+                    "smoothing_steps": 1,
+                    "coarsest_smoothing_steps": 2,
+                    "post_smoothing_steps": 0,
+                    "padding_mode": "zeros",
+                },
+                "navier_stokes": {
+                    "width": 32,
+                    "n_layers": 5,
+                    "levels": 5,
+                    "smoothing_steps": [1, 1, 1, 2, 2],
+                    "post_smoothing_steps": 0,
+                    "padding_mode": "circular",
+                },
+                "small": {"width": 8, "n_layers": 2, "levels": 3, "smoothing_steps": 1},
+            },
+        ),
+        ModelEntry(
+            name="lsm",
+            target="sweeplab_modules.operators.lsm:LSM2d",
+            task="operator",
+            spatial_dims=2,
+            description="Latent Spectral Model, 2D (Wu et al., ICML 2023, arXiv 2301.12664)",
+            presets={
+                "paper": {
+                    "width": 64,
+                    "n_scales": 5,
+                    "patch_size": 6,
+                    "n_tokens": 4,
+                    "n_basis": 12,
+                    "n_heads": 8,
+                    "projection_width": 128,
+                },
+                "navier_stokes": {
+                    "width": 64,
+                    "n_scales": 5,
+                    "patch_size": 4,
+                    "n_tokens": 4,
+                    "n_basis": 12,
+                    "n_heads": 8,
+                    "projection_width": 128,
+                },
+                "small": {"width": 8, "n_scales": 3, "patch_size": 2, "n_heads": 2, "projection_width": 16},
+            },
+        ),
+        # DeepONet and MultiONet: "paper" presets are the authors' settings for Burgers in 1D (periodic grid) and
+        # piecewise-constant Darcy on 29 x 29 sensors in 2D: DeepONet from Lu et al. 2022 (lu-group/deeponet-fno),
+        # MultiONet from Zang & Koutsourelakis 2025 (yaohua32/DGenNO); see sweeplab_modules/operators/deeponet.py.
+        ModelEntry(
+            name="deeponet1d",
+            target="sweeplab_modules.operators.deeponet:DeepONet1d",
+            task="operator",
+            spatial_dims=1,
+            description="DeepONet, 1D, branch on sensors + trunk on coordinates (Lu et al. 2021)",
+            resolution_invariant=True,
+            presets={
+                "paper": {
+                    "sensors": 128,
+                    "n_basis": 128,
+                    "branch_width": 128,
+                    "branch_layers": 4,
+                    "trunk_width": 128,
+                    "trunk_layers": 3,
+                    "trunk_harmonics": 2,
+                    "encoder_layers": 0,
+                    "activation": "tanh",
+                    "periodic": True,
+                },
+                "small": {
+                    "sensors": 64,
+                    "n_basis": 32,
+                    "branch_width": 64,
+                    "branch_layers": 3,
+                    "trunk_width": 64,
+                    "trunk_layers": 3,
+                    "trunk_harmonics": 8,
+                    "encoder_layers": 0,
+                    "activation": "tanh",
+                    "periodic": True,
+                },
+            },
+        ),
+        ModelEntry(
+            name="deeponet2d",
+            target="sweeplab_modules.operators.deeponet:DeepONet2d",
+            task="operator",
+            spatial_dims=2,
+            description="DeepONet, 2D, CNN branch on sensors + trunk on coordinates (Lu et al. 2021)",
+            resolution_invariant=True,
+            presets={
+                "paper": {
+                    "sensors": 29,
+                    "n_basis": 128,
+                    "branch_width": 128,
+                    "branch_layers": 2,
+                    "trunk_width": 128,
+                    "trunk_layers": 4,
+                    "encoder_channels": 64,
+                    "encoder_layers": 2,
+                    "activation": "relu",
+                },
+                "small": {
+                    "sensors": 17,
+                    "n_basis": 32,
+                    "branch_width": 32,
+                    "branch_layers": 2,
+                    "trunk_width": 32,
+                    "trunk_layers": 3,
+                    "encoder_channels": 8,
+                    "encoder_layers": 2,
+                    "activation": "relu",
+                },
+            },
+        ),
+        ModelEntry(
+            name="multionet1d",
+            target="sweeplab_modules.operators.deeponet:MultiONet1d",
+            task="operator",
+            spatial_dims=1,
+            description="MultiONet, 1D, layer-wise branch/trunk inner products (Zang & Koutsourelakis 2025)",
+            resolution_invariant=True,
+            presets={
+                "paper": {
+                    "sensors": 128,
+                    "width": 128,
+                    "n_layers": 5,
+                    "sum_layers": 4,
+                    "encoder_layers": 0,
+                    "branch_activation": "silu",
+                    "trunk_activation": "silu_sin",
+                    "periodic": True,
+                },
+                "small": {
+                    "sensors": 64,
+                    "width": 32,
+                    "n_layers": 4,
+                    "sum_layers": 3,
+                    "encoder_layers": 0,
+                    "branch_activation": "silu",
+                    "trunk_activation": "silu_sin",
+                    "periodic": True,
+                },
+            },
+        ),
+        ModelEntry(
+            name="multionet2d",
+            target="sweeplab_modules.operators.deeponet:MultiONet2d",
+            task="operator",
+            spatial_dims=2,
+            description="MultiONet, 2D, CNN branch, layer-wise inner products (Zang & Koutsourelakis 2025)",
+            resolution_invariant=True,
+            presets={
+                "paper": {
+                    "sensors": 29,
+                    "width": 100,
+                    "n_layers": 5,
+                    "sum_layers": 4,
+                    "encoder_channels": 128,
+                    "encoder_layers": 2,
+                    "encoder_features": 256,
+                    "encoder_activation": "silu",
+                    "branch_activation": "silu_id",
+                    "trunk_activation": "tanh_sin",
+                },
+                "small": {
+                    "sensors": 17,
+                    "width": 32,
+                    "n_layers": 4,
+                    "sum_layers": 3,
+                    "encoder_channels": 8,
+                    "encoder_layers": 2,
+                    "encoder_features": 32,
+                    "encoder_activation": "silu",
+                    "branch_activation": "silu_id",
+                    "trunk_activation": "tanh_sin",
+                },
+            },
+        ),
+        # Representation learning (no presets: sizes are searched); see sweeplab_modules/representations.
+        ModelEntry(
+            name="contrastive_cnn",
+            target="sweeplab_modules.representations._models:ConvContrastiveNet",
+            task="contrastive",
+            spatial_dims=2,
+            description="small CNN encoder + projection head (none/linear/mlp/reweight/householder) for images",
+        ),
+        ModelEntry(
+            name="contrastive_mlp",
+            target="sweeplab_modules.representations._models:MLPContrastiveNet",
+            task="contrastive",
+            spatial_dims=0,
+            description="MLP encoder + projection head (none/linear/mlp/reweight/householder) for vectors",
+        ),
+        ModelEntry(
+            name="incremental_cnn",
+            target="sweeplab_modules.representations._models:IncrementalConvNet",
+            task="class_incremental",
+            spatial_dims=2,
+            description="CNN with the fixed d-Simplex classifier (Biondi et al., CVPR 2024) or a learned one",
+        ),
+        ModelEntry(
+            name="stitching_cnn",
+            target="sweeplab_modules.representations._models:ConvStitchingPair",
+            task="stitching",
+            spatial_dims=2,
+            description="two CNN classifiers, absolute or relative representations (Moschella et al., ICLR 2023)",
+        ),
+        ModelEntry(
+            name="cnn_classifier",
+            target="sweeplab_modules.stn._classifier:ConvClassifier",
+            task="classification",
+            spatial_dims=2,
+            description="small CNN classifier (ConvEncoder + hidden layer) for regularisation studies (self-tuning)",
         ),
     ],
 )

@@ -7,10 +7,12 @@ import hashlib
 import json
 import math
 import os
+import platform
 import shutil
 import signal
 import tempfile
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,11 +22,11 @@ from rich.console import Console
 
 from sweeplab._console import StudyProgress, format_value
 from sweeplab._provenance import provenance_tags, redacted
-from sweeplab._sqlite import prepare_sqlite
-from sweeplab.spec import Study, TrialPlan
+from sweeplab.spec import MODEL_PARAM, Study, TrialPlan
 
 if TYPE_CHECKING:
     import optuna
+    from optuna.trial import TrialState
 
     from sweeplab.data import OperatorData
     from sweeplab.tracking import MetricBuffer, Tracker
@@ -61,12 +63,18 @@ class StudyInterruptedError(KeyboardInterrupt):
 
 
 def finished_trials(trials: list[optuna.trial.FrozenTrial]) -> int:
-    """Trials that count against the budget: complete, pruned or failed, except those failed by an interrupt
-    (their parameters are queued again)."""
+    """Trials that count against the budget: complete, pruned or failed, except failures whose parameters were
+    queued again (an interrupt, a lost worker): their retry counts instead."""
     from optuna.trial import TrialState
 
+    retried = {t.user_attrs[RETRY_OF_ATTR] for t in trials if RETRY_OF_ATTR in t.user_attrs}
     done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-    return sum(1 for t in trials if t.state in done and not t.user_attrs.get(INTERRUPTED_ATTR))
+    return sum(
+        1
+        for t in trials
+        if t.state in done
+        and not (t.state == TrialState.FAIL and (t.user_attrs.get(INTERRUPTED_ATTR) or t.number in retried))
+    )
 
 
 def best_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -131,15 +139,18 @@ class StudyRunner:
     def _optuna_study(self) -> optuna.Study:
         import optuna
 
+        from sweeplab._recovery import StaleTrialRecovery
+        from sweeplab._storage import open_storage
         from sweeplab.strategies import build_pruner, build_sampler
 
         spec = self.study.spec
         # Optuna would log each failed trial with its traceback; the progress display gives the reason instead.
         optuna.logging.set_verbosity(optuna.logging.ERROR)
-        prepare_sqlite(self.storage)
+        heartbeat = spec.heartbeat
+        recovery = StaleTrialRecovery(self._close_lost_run, heartbeat.max_retry, heartbeat.grace)
         study = optuna.create_study(
             study_name=spec.name,
-            storage=self.storage,
+            storage=open_storage(self.storage, heartbeat, self.n_trials, recovery),
             sampler=build_sampler(spec.sampler, spec.trainer.seed, len(spec.objectives)),
             pruner=build_pruner(spec.pruner),
             directions=self.study.directions,
@@ -149,7 +160,34 @@ class StudyRunner:
         if started:
             # A resumed study: a sampler seeded as before would replay its first draws, repeating finished trials.
             study.sampler = build_sampler(spec.sampler, spec.trainer.seed + started, len(spec.objectives))
+        elif len(self.study.models) > 1 and spec.sampler.name != "grid":
+            # A comparison needs every architecture tried: a sampler's random start can miss one entirely (TPE
+            # gave one of three none in its first six trials). The first trials take each once, the rest sampled.
+            for plan in self.study.models:
+                study.enqueue_trial({MODEL_PARAM: plan.key}, skip_if_exists=True)
         return study
+
+    def _close_lost_run(self, run_id: str, reason: str) -> None:
+        """The run of a trial whose worker was lost ends KILLED; never raises, so the trial is still retried."""
+        try:
+            if self.tracker.client.get_run(run_id).info.status == "RUNNING":
+                self.tracker.end_run(run_id, "KILLED", {"sweeplab.state": "FAIL", "sweeplab.reason": reason})
+        except Exception as error:  # the tracking store is down: the run stays open, the trial is retried
+            self.console.print(f"[yellow]warning:[/] could not close MLflow run {run_id}: {error}")
+
+    def _close_orphan_runs(self, optuna_study: optuna.Study) -> None:
+        """Trial runs left RUNNING although no trial runs any more: their worker could not record the outcome
+        (the tracking store was down at that moment). Each ends with its trial's state."""
+        from optuna.trial import TrialState
+
+        trials = {t.user_attrs.get(RUN_ATTR): t for t in optuna_study.get_trials(deepcopy=False)}
+        running = f"tags.`mlflow.parentRunId` = '{self.parent_run_id}' AND attributes.status = 'RUNNING'"
+        for run in self.tracker.client.search_runs([self.tracker.experiment_id], running, max_results=50000):
+            trial = trials.get(run.info.run_id)
+            state = trial.state.name if trial is not None else "FAIL"
+            status = "FINISHED" if trial is not None and trial.state != TrialState.FAIL else "KILLED"
+            reason = "closed at the end of the study: its worker could not record the outcome"
+            self.tracker.end_run(run.info.run_id, status, {"sweeplab.state": state, "sweeplab.reason": reason})
 
     def _spec_hash(self) -> str:
         return hashlib.sha256(self.study.spec.model_dump_json().encode()).hexdigest()
@@ -197,7 +235,7 @@ class StudyRunner:
         import optuna
 
         from sweeplab._callbacks import EpochCallback, GuardCallback, NonFiniteLoss, PruningCallback
-        from sweeplab._trial import train_trial
+        from sweeplab.strategies import trial_trainer
         from sweeplab.tracking import MetricBuffer
         from sweeplab.tracking._lightning import BufferedMlflowLogger
 
@@ -220,7 +258,8 @@ class StudyRunner:
             buffer = MetricBuffer(self.tracker, self._open_trial_run(trial, plan))
             logger = BufferedMlflowLogger(buffer)
             workdir = self._workdir / f"trial-{trial.number}"
-            result = train_trial(self.study, plan, self._data, logger, callbacks, workdir)
+            # The strategy trains: plain train_trial, or with regularisation hyperparameters / self-tuning.
+            result = trial_trainer(self.study, trial)(self.study, plan, self._data, logger, callbacks, workdir)
             values = [result.metrics[m] for m in self.study.metrics]
             if not all(math.isfinite(v) for v in values):
                 raise NonFiniteLoss(f"objective {self.study.metrics} = {values} is not finite")
@@ -250,6 +289,7 @@ class StudyRunner:
             "sweeplab.architecture": plan.model_name,
             "sweeplab.model": plan.model_key,
             "sweeplab.state": "RUNNING",
+            "sweeplab.worker": f"{platform.node()}:{os.getpid()}",  # which of a study's workers ran it
             **self._provenance,
         }
         params = {
@@ -257,6 +297,7 @@ class StudyRunner:
             "seed": spec.trainer.seed,
             "data.name": spec.data.name,
             "data.identity": self._data.identity,
+            **{f"data.{k}": v for k, v in self.study.data_params.items()},
             "optuna.trial": trial.number,
         }
         name = f"trial-{trial.number:03d}-{plan.model_key}"
@@ -284,9 +325,12 @@ class StudyRunner:
         """Runs after Optuna has recorded the trial's state: best so far, checkpoint, progress, budget."""
         best = best_trials(optuna_study)
         saved = self._checkpoints.pop(trial.number, None)
-        if saved is not None and trial.number in [t.number for t in best]:
+        overall = trial.number in [t.number for t in best]
+        if saved is not None and (overall or _best_of_its_architecture(optuna_study, trial)):
             try:
-                self._record_best(trial, best, *saved)
+                self._log_checkpoint(trial, *saved)  # each architecture's best is one download away (compare's CKA)
+                if overall:
+                    self._record_best(trial, best)
             except Exception as error:  # the study goes on; only this checkpoint is missing
                 self.console.print(f"[yellow]warning:[/] could not record trial {trial.number}'s checkpoint: {error}")
         shutil.rmtree(self._workdir / f"trial-{trial.number}", ignore_errors=True)
@@ -295,17 +339,19 @@ class StudyRunner:
         if self.interrupt.event.is_set() or (self.n_trials is not None and finished >= self.n_trials):
             optuna_study.stop()
 
-    def _record_best(
-        self, trial: optuna.trial.FrozenTrial, best: list[optuna.trial.FrozenTrial], checkpoint: Path, plan: TrialPlan
-    ) -> None:
-        """A new best trial (or a new member of the Pareto front): its weights and how to rebuild the model go to
-        its run; the parent records the best value so far, or the front of a multi-objective study."""
+    def _log_checkpoint(self, trial: optuna.trial.FrozenTrial, checkpoint: Path, plan: TrialPlan) -> None:
+        """A new best trial, overall or of its architecture: its weights and how to rebuild the model go to its run."""
         description = checkpoint.parent / "model.json"
         rebuild = {"architecture": plan.model_name, "params": plan.model_params, "training": plan.training.model_dump()}
         description.write_text(json.dumps(rebuild, indent=2))
         run_id = trial.user_attrs[RUN_ATTR]
         self.tracker.log_artifact(run_id, checkpoint, "model")
         self.tracker.log_artifact(run_id, description, "model")
+
+    def _record_best(self, trial: optuna.trial.FrozenTrial, best: list[optuna.trial.FrozenTrial]) -> None:
+        """A new best trial (or a new member of the Pareto front): the parent records the best value so far, or the
+        front of a multi-objective study."""
+        run_id = trial.user_attrs[RUN_ATTR]
         if len(best) > 1 or len(self.study.metrics) > 1:
             front = ",".join(str(t.number) for t in best)
             self.tracker.log(self.parent_run_id, tags={"sweeplab.pareto_trials": front})
@@ -331,17 +377,24 @@ class StudyRunner:
     @contextlib.contextmanager
     def session(self) -> Iterator[optuna.Study]:
         """The study opened for trials: data loaded, Optuna study, parent run, progress display, interrupt
-        handling. The parent run ends on exit, KILLED if the study was interrupted."""
+        handling. The parent run ends on exit, KILLED if the study was interrupted, unless another worker still
+        runs a trial (then the last one out ends it)."""
+        from optuna.trial import TrialState
+
+        from sweeplab._storage import study_lock
         from sweeplab._trial import quiet_lightning
         from sweeplab.tracking import Tracker
 
         spec = self.study.spec
         quiet_lightning()
         self._data = self._load_data()
-        optuna_study = self._optuna_study()
-        self.tracker = Tracker(self.tracking_uri, spec.experiment_name)
-        self._provenance = provenance_tags(self.study.source)
-        self.parent_run_id = self._open_parent(optuna_study, self.tracker)
+        # The first of several workers creates the tables, the study, the experiment and the parent run; the
+        # others wait here and load them (on a fresh database, simultaneous creation collides).
+        with study_lock(self.storage, "setup"):
+            self.tracker = Tracker(self.tracking_uri, spec.experiment_name)
+            optuna_study = self._optuna_study()
+            self._provenance = provenance_tags(self.study.source)
+            self.parent_run_id = self._open_parent(optuna_study, self.tracker)
         self._checkpoints: dict[int, tuple[Path, TrialPlan]] = {}
         self.interrupted = False
         self._set_threads()
@@ -353,23 +406,56 @@ class StudyRunner:
             self._workdir = Path(workdir)
             self.progress.set_finished(finished_trials(optuna_study.get_trials(deepcopy=False)))
             yield optuna_study
-        self.tracker.end_run(self.parent_run_id, "KILLED" if self.interrupted else "FINISHED")
+        if not _in_flight(optuna_study, (TrialState.RUNNING,)):
+            self._close_orphan_runs(optuna_study)
+            self.tracker.end_run(self.parent_run_id, "KILLED" if self.interrupted else "FINISHED")
 
     def run_trials(self, optuna_study: optuna.Study, n: int | None) -> bool:
         """Run up to ``n`` more trials (None: until the budget or timeout); True when the study was interrupted.
         An unexpected error ends the parent run as FAILED before it propagates, so no run is left RUNNING."""
+        from optuna.trial import TrialState
+
+        from sweeplab._storage import BudgetReachedError, lost_connection
+
         if n == 0:
             return False
         budget = self.study.spec.budget
+        heartbeat = self.study.spec.heartbeat
+        outage_since = last_error = -math.inf
         try:
-            optuna_study.optimize(
-                self._objective,
-                n_trials=n,
-                timeout=budget.timeout,
-                n_jobs=budget.n_jobs,
-                catch=(Exception,),
-                callbacks=[self._after_trial],
-            )
+            while True:
+                try:
+                    optuna_study.optimize(
+                        self._objective,
+                        n_trials=n,
+                        timeout=budget.timeout,
+                        n_jobs=budget.n_jobs,
+                        catch=(Exception,),
+                        callbacks=[self._after_trial],
+                    )
+                    break
+                except BudgetReachedError:
+                    # The rest of the budget is in flight on other workers. Wait for them: a lost worker's trial
+                    # comes back as a retry that this worker runs.
+                    waiting = self.interrupt.event.wait(heartbeat.interval)
+                    if waiting or not _in_flight(optuna_study, (TrialState.RUNNING, TrialState.WAITING)):
+                        break
+                except Exception as error:
+                    cause = lost_connection(error)
+                    if cause is None:
+                        raise
+                    # The database went away (a restart, the network): wait for it, then go on. A trial whose
+                    # outcome could not be recorded stays RUNNING and is retried once its heartbeat is stale.
+                    now = time.monotonic()
+                    if now - last_error > 2 * heartbeat.interval:  # not a retry of the last one: a new outage
+                        outage_since = now
+                    last_error = now
+                    if now - outage_since > heartbeat.grace:
+                        raise
+                    message = str(getattr(cause, "orig", cause)).strip()
+                    self.console.print(f"[yellow]warning:[/] database unreachable, retrying: {message}")
+                    if self.interrupt.event.wait(heartbeat.interval):
+                        break
         except KeyboardInterrupt:
             return True
         except BaseException:
@@ -397,6 +483,27 @@ class StudyRunner:
             pareto_trials=[t.number for t in best] if len(self.study.metrics) > 1 else [],
             interrupted=interrupted,
         )
+
+
+def _best_of_its_architecture(optuna_study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether ``trial`` beats every other complete trial of its architecture (``model`` key) on the first objective."""
+    from optuna.study import StudyDirection
+    from optuna.trial import TrialState
+
+    if trial.state != TrialState.COMPLETE or not trial.values:
+        return False
+    sign = 1.0 if optuna_study.directions[0] == StudyDirection.MINIMIZE else -1.0
+    model = trial.user_attrs.get("model")
+    rivals = [
+        t.values[0]
+        for t in optuna_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if t.number != trial.number and t.user_attrs.get("model") == model
+    ]
+    return all(sign * trial.values[0] < sign * value for value in rivals)
+
+
+def _in_flight(optuna_study: optuna.Study, states: tuple[TrialState, ...]) -> bool:
+    return bool(optuna_study.get_trials(deepcopy=False, states=states))
 
 
 def _objective_text(values: Sequence[float] | None) -> str:

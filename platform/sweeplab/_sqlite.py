@@ -37,4 +37,6 @@ def _tune_connection(dbapi_connection: Any, connection_record: Any) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")  # persistent in the file; a no-op once set
         cursor.execute("PRAGMA synchronous=NORMAL")  # per connection
+        # Several local workers write one file: wait for the lock (as Optuna's storage does) rather than fail.
+        cursor.execute("PRAGMA busy_timeout=120000")
         cursor.close()

@@ -13,10 +13,12 @@ from sweeplab_modules.registry import build_model, import_target
 
 if TYPE_CHECKING:
     import pytorch_lightning as pl
+    from torch import nn
 
     from sweeplab.data import OperatorData
     from sweeplab.spec import Study, TrialPlan
     from sweeplab.tracking._lightning import BufferedMlflowLogger
+    from sweeplab_modules.tasks.base import SweepTask
 
 
 @dataclass(frozen=True)
@@ -45,15 +47,42 @@ def train_trial(
     callbacks: list[pl.Callback],
     workdir: Path,
 ) -> TrialResult:
+    """The plain trial: the registered architecture in the study's task, fitted and tested."""
+    task = build_task(study, plan, build_seeded_model(study, plan))
+    return fit_task(study, plan, data, logger, callbacks, workdir, task, study.spec.trainer.gradient_clip_val)
+
+
+def build_seeded_model(study: Study, plan: TrialPlan) -> nn.Module:
+    """The trial's architecture, initialised from the study's seed."""
+    import pytorch_lightning as pl
+
+    pl.seed_everything(study.spec.trainer.seed, verbose=False)
+    return build_model(plan.model_name, *study.data_channels, **plan.model_params)
+
+
+def build_task(study: Study, plan: TrialPlan, model: nn.Module, task_class: type | None = None) -> SweepTask:
+    """``model`` in the study's task (or in ``task_class``, a variant of it)."""
+    in_channels, out_channels = study.data_channels
+    task_class = task_class or import_target(study.task.target)
+    return task_class(model, plan.training, in_channels=in_channels, out_channels=out_channels)
+
+
+def fit_task(
+    study: Study,
+    plan: TrialPlan,
+    data: OperatorData,
+    logger: BufferedMlflowLogger,
+    callbacks: list[pl.Callback],
+    workdir: Path,
+    task: SweepTask,
+    gradient_clip_val: float | None,
+) -> TrialResult:
+    """Fit ``task`` on the trial's data, test it, save its weights; every strategy's trials end here."""
     import pytorch_lightning as pl
 
     from sweeplab.data.datamodule import OperatorDataModule
 
     trainer_spec = study.spec.trainer
-    pl.seed_everything(trainer_spec.seed, verbose=False)
-    in_channels, out_channels = study.data_channels
-    model = build_model(plan.model_name, in_channels, out_channels, **plan.model_params)
-    task = import_target(study.task.target)(model, plan.training, in_channels=in_channels, out_channels=out_channels)
     datamodule = OperatorDataModule(data, batch_size=plan.training.batch_size, seed=trainer_spec.seed)
     trainer = pl.Trainer(
         max_epochs=trainer_spec.max_epochs,
@@ -61,7 +90,7 @@ def train_trial(
         devices=trainer_spec.devices,
         precision=trainer_spec.precision,  # type: ignore[arg-type]
         deterministic=trainer_spec.deterministic,
-        gradient_clip_val=trainer_spec.gradient_clip_val,
+        gradient_clip_val=gradient_clip_val,
         logger=logger,
         callbacks=callbacks,
         enable_checkpointing=False,

@@ -4,8 +4,10 @@ need them, so ``--help`` and ``validate`` answer at once."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 EXIT_INVALID = 2
 EXIT_INTERRUPTED = 130
@@ -28,6 +30,24 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--storage", help="Optuna storage URL (overrides the study's)")
     run.add_argument("--tracking-uri", help="MLflow tracking URI (overrides the study's)")
 
+    worker = commands.add_parser(
+        "worker", help="join a study from any number of processes or machines; run trials until its budget is reached"
+    )
+    worker.add_argument("study", help="the study YAML")
+    worker.add_argument(
+        "--storage",
+        default=os.environ.get("SWEEPLAB_STORAGE"),
+        help="Optuna storage URL (default $SWEEPLAB_STORAGE, else the study's)",
+    )
+    worker.add_argument(
+        "--tracking-uri",
+        default=os.environ.get("SWEEPLAB_TRACKING_URI"),
+        help="MLflow tracking URI (default $SWEEPLAB_TRACKING_URI, else the study's)",
+    )
+    worker.add_argument(
+        "--create-only", action="store_true", help="create the study, its experiment and parent run, then exit"
+    )
+
     validate = commands.add_parser("validate", help="check a study file without running anything")
     validate.add_argument("study", nargs="+", help="study YAML files")
 
@@ -39,6 +59,39 @@ def _parser() -> argparse.ArgumentParser:
 
     studies = commands.add_parser("studies", help="list the studies in an Optuna storage")
     studies.add_argument("--storage", default=DEFAULT_STORAGE, help=f"Optuna storage URL (default {DEFAULT_STORAGE})")
+
+    from sweeplab.compare import FORMATS
+
+    compare = commands.add_parser(
+        "compare", help="compare architectures across studies: tables, plots and an HTML report"
+    )
+    compare.add_argument("study", nargs="+", help="study YAML files, or study names with --storage/--tracking-uri")
+    compare.add_argument("--metric", help="the metric to compare (default: the studies' objective)")
+    compare.add_argument("--format", choices=FORMATS, default="table", help="output on stdout (html: the report)")
+    compare.add_argument("--out", type=Path, help="folder for the HTML report, its PNGs and the tables")
+    compare.add_argument("--top-k", type=_positive_int, default=5, help="trials the median and IQR cover (default 5)")
+    compare.add_argument("--storage", help=f"Optuna storage URL (default: the study's, else {DEFAULT_STORAGE})")
+    compare.add_argument(
+        "--tracking-uri", help=f"MLflow tracking URI (default: the study's, else {DEFAULT_TRACKING_URI})"
+    )
+    compare.add_argument("--no-log", action="store_true", help="do not log the report on the studies' parent runs")
+
+    replay = commands.add_parser(
+        "replay", help="train a fresh plain model with the hyperparameter schedule a self-tuning run recorded"
+    )
+    replay.add_argument("run_id", help="the MLflow run of a self_tuning trial")
+    replay.add_argument("--tracking-uri", default=DEFAULT_TRACKING_URI, help=f"default {DEFAULT_TRACKING_URI}")
+
+    data = commands.add_parser("data", help="generate data sets into the cache, list the cache")
+    data_commands = data.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
+    generate = data_commands.add_parser("generate", help="generate a data set into the cache (nothing if cached)")
+    generate.add_argument("name", help="a registered data set (darcy, burgers, navier_stokes, ...)")
+    generate.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE", help="a data set parameter (repeatable)"
+    )
+    generate.add_argument("--data-dir", type=Path, help="data cache (default $SWEEPLAB_DATA_DIR or the user cache)")
+    listing = data_commands.add_parser("ls", help="list the cached data sets")
+    listing.add_argument("--data-dir", type=Path, help="data cache (default $SWEEPLAB_DATA_DIR or the user cache)")
     return parser
 
 
@@ -51,7 +104,17 @@ def _positive_int(text: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handler = {"run": _run, "validate": _validate, "ui": _ui, "studies": _studies}[args.command]
+    handlers = {
+        "run": _run,
+        "worker": _worker,
+        "validate": _validate,
+        "ui": _ui,
+        "studies": _studies,
+        "compare": _compare,
+        "data": _data,
+        "replay": _replay,
+    }
+    handler = handlers[args.command]
     return handler(args)
 
 
@@ -110,6 +173,23 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker(args: argparse.Namespace) -> int:
+    if not args.create_only:
+        args.n_trials = None
+        return _run(args)
+    study = _load(args.study)
+    if study is None:
+        return EXIT_INVALID
+    from rich.console import Console
+
+    from sweeplab._runner import StudyRunner
+
+    runner = StudyRunner(study, args.storage, args.tracking_uri, console=Console(stderr=True))
+    with runner.session() as optuna_study:
+        print(f"study {optuna_study.study_name} ready; mlflow parent run: {runner.parent_run_id}")
+    return 0
+
+
 def _ui(args: argparse.Namespace) -> int:
     from sweeplab.spec import DEFAULT_TRACKING_URI
 
@@ -128,6 +208,36 @@ def _studies(args: argparse.Namespace) -> int:
     from sweeplab._summary import print_studies
 
     return print_studies(args.storage)
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from sweeplab.compare import compare_command
+
+    return compare_command(
+        args.study, args.metric, args.format, args.out, args.top_k, args.storage, args.tracking_uri, not args.no_log
+    )
+
+
+def _data(args: argparse.Namespace) -> int:
+    from sweeplab.data._command import generate_command, list_command
+
+    if args.data_command == "generate":
+        return generate_command(args.name, args.param, args.data_dir)
+    return list_command(args.data_dir)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from sweeplab.strategies import replay_run
+
+    try:
+        outcome = replay_run(args.run_id, args.tracking_uri)
+    except LookupError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_INVALID
+    original = "-" if outcome.self_tuning_value is None else f"{outcome.self_tuning_value:.6g}"
+    print(f"{outcome.metric}: self-tuning run {original}, replayed schedule {outcome.replay_value:.6g}")
+    print(f"replay run: {outcome.replay_run_id}")
+    return 0
 
 
 if __name__ == "__main__":

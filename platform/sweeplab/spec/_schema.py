@@ -4,13 +4,26 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, PlainValidator, Tag, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PlainValidator,
+    Tag,
+    field_validator,
+    model_validator,
+)
+
+from sweeplab_modules.stn._settings import OnlineHyperparameter
 
 DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
 DEFAULT_STORAGE = "sqlite:///mlruns/optuna.db"
 
 SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc", "grid", "nsga2")
 PRUNERS = ("none", "median", "hyperband", "successive_halving")
+# optuna: each trial trains with sampled values; self_tuning: each trial is one Self-Tuning Network run.
+STRATEGIES = ("optuna", "self_tuning")
 
 
 class _Strict(BaseModel):
@@ -118,9 +131,39 @@ class Budget(_Strict):
     n_jobs: int = Field(1, ge=1, description="trials run at once in this process")
 
 
+def _no_password(url: str) -> str:
+    """Study files are committed: a database password belongs in the environment (PGPASSWORD, ~/.pgpass, or the
+    whole URL in SWEEPLAB_STORAGE / SWEEPLAB_TRACKING_URI), never in the YAML."""
+    credentials = url.split("://", 1)[1].rsplit("@", 1)[0] if "://" in url and "@" in url else ""
+    if ":" in credentials:
+        raise ValueError(
+            "a password in a study file would be committed with it: drop it from the URL and set PGPASSWORD "
+            "(or ~/.pgpass), or pass the whole URL in SWEEPLAB_STORAGE / SWEEPLAB_TRACKING_URI"
+        )
+    return url
+
+
 class Tracking(_Strict):
     uri: str = Field(DEFAULT_TRACKING_URI, description="MLflow tracking URI (sqlite, postgresql, http)")
     experiment: str | None = Field(None, description="MLflow experiment (default: the study name)")
+
+    _uri_without_password = field_validator("uri")(_no_password)
+
+
+class Heartbeat(_Strict):
+    """A running trial records a heartbeat; one whose worker went silent (killed, machine lost) for ``grace``
+    seconds is failed by the next worker that starts a trial, its MLflow run closed as KILLED, and its
+    parameters queued again, up to ``max_retry`` times."""
+
+    interval: int = Field(10, ge=1, description="seconds between a running trial's heartbeats")
+    grace: int = Field(60, ge=1, description="seconds of silence after which a trial's worker counts as lost")
+    max_retry: int = Field(3, ge=0, description="times one trial's parameters are queued again after a loss")
+
+    @model_validator(mode="after")
+    def _grace_covers_beats(self) -> Heartbeat:
+        if self.grace < 2 * self.interval:
+            raise ValueError(f"grace ({self.grace} s) must be at least twice the interval ({self.interval} s)")
+        return self
 
 
 class StudySpec(_Strict):
@@ -135,9 +178,19 @@ class StudySpec(_Strict):
     trainer: TrainerSpec = Field(default_factory=TrainerSpec)
     sampler: Annotated[SamplerSpec, Field(default_factory=SamplerSpec)]
     pruner: Annotated[PrunerSpec, Field(default_factory=PrunerSpec)]
+    strategy: Literal[STRATEGIES] = "optuna"  # type: ignore[valid-type]
+    hyperparameters: dict[str, OnlineHyperparameter] = Field(
+        default_factory=dict, description="regularisation hyperparameters: sampled per trial, or tuned online"
+    )
+    self_tuning: dict[str, SpaceValue] = Field(
+        default_factory=dict, description="SelfTuningSettings fields: constants or spaces the outer study searches"
+    )
     budget: Budget = Field(default_factory=Budget)
     tracking: Tracking = Field(default_factory=Tracking)
     storage: str = Field(DEFAULT_STORAGE, description="Optuna storage URL")
+    heartbeat: Heartbeat = Field(default_factory=Heartbeat)
+
+    _storage_without_password = field_validator("storage")(_no_password)
 
     _sampler_by_name = field_validator("sampler", "pruner", mode="before")(_by_name)
 
@@ -151,4 +204,15 @@ class StudySpec(_Strict):
 
 
 # Every model of the spec, for suggestions when a key is unknown.
-SPEC_MODELS = (StudySpec, Objective, DataSpec, ModelSpec, TrainerSpec, SamplerSpec, PrunerSpec, Budget, Tracking)
+SPEC_MODELS = (
+    StudySpec,
+    Objective,
+    DataSpec,
+    ModelSpec,
+    TrainerSpec,
+    SamplerSpec,
+    PrunerSpec,
+    Budget,
+    Tracking,
+    OnlineHyperparameter,
+)

@@ -26,6 +26,7 @@ from sweeplab_modules.registry import (
     TaskEntry,
     constructor_parameters,
 )
+from sweeplab_modules.stn._settings import SelfTuningSettings
 from sweeplab_modules.training import TrainingConfig
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 PLATFORM_METRICS = ("n_params", "fit_seconds")
 
 _TRAINING_FIELDS = TrainingConfig.model_fields
+_FIELDS_OF = {"training": _TRAINING_FIELDS, "self_tuning": SelfTuningSettings.model_fields}
 _URI_SCHEMES = {
     "storage": ("sqlite", "postgresql", "mysql"),
     "tracking.uri": ("sqlite", "postgresql", "mysql", "http", "https"),
@@ -59,12 +61,18 @@ class TrialPlan:
     model_name: str
     model_params: dict[str, Any]
     training: TrainingConfig
+    hyperparameters: dict[str, float] = field(default_factory=dict)
+    """Sampled values of the study's regularisation hyperparameters (strategy optuna)."""
+    self_tuning: dict[str, Any] = field(default_factory=dict)
+    """The hyper-training settings of a self_tuning trial (SelfTuningSettings fields)."""
 
     def flat_params(self) -> dict[str, Any]:
         """Every value that defines the trial, for tracking (constructor arguments prefixed ``model.``)."""
         values: dict[str, Any] = {"model": self.model_key, "architecture": self.model_name}
         values.update({f"model.{k}": v for k, v in sorted(self.model_params.items())})
         values.update(self.training.model_dump())
+        values.update({f"hp.{k}": v for k, v in self.hyperparameters.items()})
+        values.update({f"stn.{k}": v for k, v in self.self_tuning.items()})
         return values
 
 
@@ -81,6 +89,10 @@ class Study:
     shared_fixed: dict[str, Any]
     shared_dimensions: tuple[Dimension, ...]
     _by_key: dict[str, ModelPlan] = field(init=False, repr=False)
+    hyperparameter_dimensions: tuple[Dimension, ...] = ()
+    """The regularisation hyperparameters as sampled dimensions (``hp.<name>``; strategy optuna)."""
+    self_tuning_fixed: dict[str, Any] = field(default_factory=dict)
+    self_tuning_dimensions: tuple[Dimension, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_key", {plan.key: plan for plan in self.models})
@@ -96,6 +108,11 @@ class Study:
     @property
     def directions(self) -> list[str]:
         return [objective.direction for objective in self.spec.objectives]
+
+    @property
+    def logged_metrics(self) -> tuple[str, ...]:
+        """Every metric each trial logs, ``test_rel_l2_<size>`` at each of the data's test resolutions included."""
+        return _metrics_of(self.models[0].entry, tuple(self.data_params.get("test_resolutions", ())))
 
     def resolved_yaml(self) -> str:
         """The study with every default filled in (data parameters included): what actually ran."""
@@ -117,7 +134,9 @@ class Study:
         values.update({d.target: d.suggest(trial) for d in plan.dimensions})
         training = {k: v for k, v in values.items() if k in _TRAINING_FIELDS}
         model_params = {k: v for k, v in values.items() if k not in _TRAINING_FIELDS}
-        return TrialPlan(plan.key, plan.entry.name, model_params, TrainingConfig(**training))
+        hyperparameters = {d.target: d.suggest(trial) for d in self.hyperparameter_dimensions}
+        settings = self.self_tuning_fixed | {d.target: d.suggest(trial) for d in self.self_tuning_dimensions}
+        return TrialPlan(plan.key, plan.entry.name, model_params, TrainingConfig(**training), hyperparameters, settings)
 
     def grid_size(self) -> int:
         """How many points a grid study has: per architecture, the product of its dimensions' sizes."""
@@ -223,6 +242,7 @@ class _Checker:
     def __init__(self, spec: StudySpec) -> None:
         self.spec = spec
         self.issues: list[SpecIssue] = []
+        self.test_resolutions: tuple[int, ...] = ()
 
     def fail(self, location: Location, message: str) -> None:
         self.issues.append(SpecIssue(location, message))
@@ -238,6 +258,7 @@ class _Checker:
         shared_fixed, shared_dims = self._check_space(("search",), dict(spec.search), _training_parameters(), "")
         self._check_objectives(models)
         self._check_strategy(models, shared_dims)
+        hyperparameter_dims, stn_fixed, stn_dims = self._check_self_tuning()
         self._check_uris()
         if task:
             self._check_loss(("search",), task, shared_fixed, shared_dims)
@@ -254,6 +275,9 @@ class _Checker:
             tuple(models),
             shared_fixed,
             tuple(shared_dims),
+            hyperparameter_dimensions=tuple(hyperparameter_dims),
+            self_tuning_fixed=stn_fixed,
+            self_tuning_dimensions=tuple(stn_dims),
         )
         self._check_budget(study)
         return study
@@ -270,7 +294,8 @@ class _Checker:
         except ValidationError as error:
             self.issues += _pydantic_issues(error.errors(), data.params, ("data", "params"), list(model.model_fields))
             return entry, {}, (0, 0)
-        return entry, params.model_dump(mode="json"), entry.channels(params)
+        self.test_resolutions = tuple(getattr(params, "test_resolutions", ()))
+        return entry, params.model_dump(mode="json"), entry.model_channels(params)
 
     def _check_model(self, index: int, model: Any, dataset: DatasetEntry | None) -> ModelPlan | None:
         where: Location = ("models", index)
@@ -280,7 +305,7 @@ class _Checker:
         entry = MODELS[model.name]
         if model.key in [m.key for m in self.spec.models[:index]]:
             self.fail(where + ("label" if model.label else "name",), f"{model.key!r} appears twice: give each a label")
-        if dataset is not None and (entry.task, entry.spatial_dims) != (dataset.task, dataset.spatial_dims):
+        if dataset is not None and (not dataset.serves(entry.task) or entry.spatial_dims != dataset.spatial_dims):
             self.fail(
                 where + ("name",),
                 f"{model.name} is a {entry.spatial_dims}D {entry.task} model, but data set {dataset.name!r} is "
@@ -407,9 +432,9 @@ class _Checker:
             if objective.metric.startswith("test_"):
                 self.fail(at, f"{objective.metric!r} is measured on the test split: tuning on it leaks the test set")
                 continue
-            missing = [p.key for p in models if objective.metric not in _metrics_of(p.entry)]
+            missing = [p.key for p in models if objective.metric not in _metrics_of(p.entry, self.test_resolutions)]
             if missing:
-                common = set.intersection(*(set(_metrics_of(p.entry)) for p in models))
+                common = set.intersection(*(set(_metrics_of(p.entry, self.test_resolutions)) for p in models))
                 available = ", ".join(sorted(m for m in common if not m.startswith("test_")))
                 self.fail(at, f"{objective.metric!r} is not logged by {', '.join(missing)} (available: {available})")
 
@@ -441,6 +466,31 @@ class _Checker:
             except ValueError as error:
                 self.fail((key,), str(error))
 
+    def _check_self_tuning(self) -> tuple[list[Dimension], dict[str, Any], list[Dimension]]:
+        """The regularisation hyperparameters (consistent declarations; sampled unless tuned online) and the
+        self-tuning settings (constants or searched spaces, only with ``strategy: self_tuning``)."""
+        spec = self.spec
+        for name, declared in spec.hyperparameters.items():
+            for key, message in declared.problems():
+                self.fail(("hyperparameters", name, key), message)
+        if spec.strategy == "self_tuning" and not spec.hyperparameters:
+            self.fail(("hyperparameters",), "strategy self_tuning needs hyperparameters to tune")
+        if spec.strategy != "self_tuning" and spec.self_tuning:
+            self.fail(("self_tuning",), "only used with strategy: self_tuning")
+        settings = {name: Parameter(name, "self_tuning", f.default) for name, f in _FIELDS_OF["self_tuning"].items()}
+        fixed, dimensions = self._check_space(("self_tuning",), dict(spec.self_tuning), settings, "stn.")
+        if spec.strategy == "self_tuning":
+            return [], fixed, dimensions
+        if spec.sampler.name == "grid" and spec.hyperparameters:
+            self.fail(("hyperparameters",), "a grid cannot sample these continuous ranges: use another sampler")
+        sampled = [
+            Dimension(f"hp.{name}", name, int(d.low), int(d.high), integer=True)
+            if d.discrete
+            else Dimension(f"hp.{name}", name, d.low, d.high)
+            for name, d in spec.hyperparameters.items()
+        ]
+        return sampled, {}, []
+
     def _check_uris(self) -> None:
         for key, schemes in _URI_SCHEMES.items():
             value = self.spec.storage if key == "storage" else self.spec.tracking.uri
@@ -466,8 +516,10 @@ def _unknown(kind: str, name: str, known: Mapping[str, Any]) -> str:
     )
 
 
-def _metrics_of(entry: ModelEntry) -> tuple[str, ...]:
-    return TASKS[entry.task].metrics + PLATFORM_METRICS
+def _metrics_of(entry: ModelEntry, test_resolutions: tuple[int, ...] = ()) -> tuple[str, ...]:
+    task = TASKS[entry.task]
+    per_resolution = tuple(f"{metric}_{size}" for metric in task.resolution_metrics for size in test_resolutions)
+    return task.metrics + per_resolution + PLATFORM_METRICS
 
 
 def _training_parameters() -> dict[str, Parameter]:
@@ -484,8 +536,8 @@ _ANNOTATION_NAMESPACE: dict[str, Any] = {
 
 def _adapter(parameter: Parameter) -> TypeAdapter[Any] | None:
     """A validator for the parameter's declared type, or None when it cannot be known without importing."""
-    if parameter.annotation == "training":
-        info = _TRAINING_FIELDS[parameter.name]
+    if parameter.annotation in _FIELDS_OF:
+        info = _FIELDS_OF[parameter.annotation][parameter.name]
         if not info.metadata:
             return TypeAdapter(info.annotation)
         return TypeAdapter(typing.Annotated[(info.annotation, *info.metadata)])  # type: ignore[valid-type]

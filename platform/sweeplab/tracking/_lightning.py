@@ -13,7 +13,8 @@ from sweeplab.tracking._mlflow import MetricBuffer
 
 class BufferedMlflowLogger(Logger):
     """Lightning's MLFlowLogger writes each value synchronously and creates its own runs; this one writes into
-    the trial's child run through a buffer. Parameters are logged by the runner, not here."""
+    the trial's child run through a buffer. Parameters are logged by the runner, not here, and the runner flushes
+    the buffer when the trial ends, however it ends (not at the end of each of Lightning's fit and test)."""
 
     def __init__(self, buffer: MetricBuffer) -> None:
         super().__init__()
@@ -39,7 +40,3 @@ class BufferedMlflowLogger(Logger):
         x = int(metrics["epoch"]) if "epoch" in metrics else int(step or 0)
         self.last.update(values)
         self.buffer.add(values, step=x)
-
-    @rank_zero_only
-    def finalize(self, status: str) -> None:
-        self.buffer.flush()

@@ -87,14 +87,17 @@ class Tracker:
         metric_rows = [Metric(k, float(v), now, step) for k, v in metrics.items()]
         param_rows = [Param(k, _param_text(v)) for k, v in params.items()]
         tag_rows = [RunTag(k, str(v)) for k, v in tags.items()]
-        batches = {
-            "metrics": (metric_rows, _MAX_METRICS),
-            "params": (param_rows, _MAX_PARAMS),
-            "tags": (tag_rows, _MAX_TAGS),
-        }
-        for keyword, (rows, limit) in batches.items():
-            for start in range(0, len(rows), limit):
-                self.client.log_batch(run_id, **{keyword: rows[start : start + limit]})
+        # One call carries all three kinds (a SQLite commit each); more only past MLflow's per-call limits.
+        calls = max(
+            -(-len(metric_rows) // _MAX_METRICS), -(-len(param_rows) // _MAX_PARAMS), -(-len(tag_rows) // _MAX_TAGS)
+        )
+        for call in range(calls):
+            self.client.log_batch(
+                run_id,
+                metrics=metric_rows[call * _MAX_METRICS : (call + 1) * _MAX_METRICS],
+                params=param_rows[call * _MAX_PARAMS : (call + 1) * _MAX_PARAMS],
+                tags=tag_rows[call * _MAX_TAGS : (call + 1) * _MAX_TAGS],
+            )
 
     def log_metric_rows(self, run_id: str, rows: list[Metric]) -> None:
         for start in range(0, len(rows), _MAX_METRICS):
