@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import optuna
 import pytest
-from conftest import TINY_CONTRASTIVE_STUDY, write_study
+from conftest import TINY_CONTRASTIVE_STUDY, TINY_STUDY, write_study
 from mlflow.tracking import MlflowClient
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
@@ -394,3 +394,16 @@ def test_cka_says_why_with_fewer_than_two_architectures_and_skips_other_studies(
     tiny = recorded_tiny_study  # an operator study: no representations to compare
     operator = load_records(StudySource("tiny", tiny.storage, tiny.tracking_uri))
     assert with_cka(compare([operator]), [operator]).cka == {}
+
+
+@pytest.mark.slow
+def test_compare_reads_a_study_recorded_in_postgresql(postgres_cluster, tmp_path, capsys) -> None:
+    storage = postgres_cluster.create_database("compare_optuna")
+    tracking = postgres_cluster.create_database("compare_mlflow")
+    study_file = write_study(tmp_path, TINY_STUDY)
+    outcome = run_study(load_study(study_file), storage=storage, tracking_uri=tracking)
+    stores = ["--storage", storage, "--tracking-uri", tracking]
+    assert main(["compare", str(study_file), *stores, "--format", "json", "--no-log"]) == 0
+    (summary,) = json.loads(capsys.readouterr().out)["summaries"]
+    assert summary["best_value"] == outcome.best_values[0] and summary["best_trial"] == outcome.best_trial
+    assert summary["complete"] == 3
