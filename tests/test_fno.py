@@ -227,3 +227,14 @@ def test_cuda_matches_cpu_and_runs_bf16_autocast() -> None:
     assert relative_difference(output.float().cpu(), expected) < 5e-2
     output.float().square().mean().backward()
     assert all(torch.isfinite(p.grad).all() for p in model_cuda.parameters())
+
+
+def test_padding_fraction_pads_the_same_extent_of_the_domain_at_every_resolution() -> None:
+    model = FNO2d(in_channels=1, out_channels=1, **{**SMALL_2D, "padding": 0, "padding_fraction": 0.25})
+    padded = []
+    model.fourier_layers[0].register_forward_hook(lambda module, inputs, output: padded.append(inputs[0].shape[2:]))
+    for grid in [(17, 17), (33, 65)]:
+        assert model(torch.randn(1, 1, *grid)).shape == (1, 1, *grid)  # cropped back
+    assert [tuple(shape) for shape in padded] == [(21, 21), (41, 81)]  # a quarter more points along each dim
+    with pytest.raises(ValueError, match="padding_fraction"):
+        FNO2d(in_channels=1, out_channels=1, padding_fraction=1.5)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
 from torch.nn import functional as F
@@ -32,19 +34,20 @@ def append_grid_coordinates(x: Tensor, spatial_dims: int) -> Tensor:
     return torch.cat([x, coordinates], dim=1)
 
 
-def pad_domain(x: Tensor, padding: int, spatial_dims: int) -> Tensor:
-    """Zero-pad the high end of each of the last ``spatial_dims`` dims by ``padding`` points.
+def pad_domain(x: Tensor, padding: Sequence[int], spatial_dims: int) -> Tensor:
+    """Zero-pad the high end of each of the last ``spatial_dims`` dims by ``padding[i]`` points.
 
     The FFT treats the domain as periodic; the padding gives a non-periodic solution room to wrap around
     (Darcy flow, for instance). Undo with ``crop_domain``.
     """
-    if padding == 0:
+    if not any(padding):
         return x
-    return F.pad(x, [0, padding] * spatial_dims)
+    return F.pad(x, [side for points in reversed(padding[:spatial_dims]) for side in (0, points)])
 
 
-def crop_domain(x: Tensor, padding: int, spatial_dims: int) -> Tensor:
+def crop_domain(x: Tensor, padding: Sequence[int], spatial_dims: int) -> Tensor:
     """Remove what ``pad_domain`` added."""
-    if padding == 0:
+    if not any(padding):
         return x
-    return x[(..., *[slice(0, -padding)] * spatial_dims)]
+    sizes = x.shape[x.dim() - spatial_dims :]
+    return x[(..., *[slice(0, n - points) for n, points in zip(sizes, padding, strict=True)])]

@@ -18,6 +18,7 @@ input fields only; the coordinate channels are added inside.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 from torch import Tensor, nn
@@ -50,6 +51,7 @@ class _FourierNeuralOperator(nn.Module):
         n_layers: int,
         projection_width: int,
         padding: int,
+        padding_fraction: float,
         activation: str,
     ) -> None:
         super().__init__()
@@ -64,6 +66,9 @@ class _FourierNeuralOperator(nn.Module):
         self.spatial_dims = spatial_dims
         self.in_channels = in_channels
         self.padding = checked_size("padding", padding, minimum=0)
+        if not 0.0 <= padding_fraction <= 1.0:
+            raise ValueError(f"padding_fraction must be in [0, 1], got {padding_fraction!r}")
+        self.padding_fraction = float(padding_fraction)
         self.lift = PointwiseLinear(in_channels + spatial_dims, width)
         self.fourier_layers = nn.ModuleList(
             FourierLayer(width, (modes,) * spatial_dims, make_activation(activation) if i < n_layers - 1 else None)
@@ -77,11 +82,18 @@ class _FourierNeuralOperator(nn.Module):
                 f"expected input (batch, {self.in_channels}, {self.spatial_dims} grid dims), got {tuple(x.shape)}"
             )
         v = self.lift(append_grid_coordinates(x, self.spatial_dims))
-        v = pad_domain(v, self.padding, self.spatial_dims)
+        padding = self.domain_padding(x.shape[2:])
+        v = pad_domain(v, padding, self.spatial_dims)
         for layer in self.fourier_layers:
             v = layer(v)
-        v = crop_domain(v, self.padding, self.spatial_dims)
+        v = crop_domain(v, padding, self.spatial_dims)
         return self.projection(v)
+
+    def domain_padding(self, grid: Sequence[int]) -> list[int]:
+        """Points padded per dimension: ``padding`` plus ``padding_fraction`` of the grid. Only the fraction keeps
+        the padded extent of the domain the same at every resolution, which evaluation at a resolution other than
+        the training one needs (a fixed 5 points at 29 and at 141 are different domains to the Fourier layers)."""
+        return [self.padding + round(self.padding_fraction * n) for n in grid]
 
 
 class FNO1d(_FourierNeuralOperator):
@@ -100,6 +112,7 @@ class FNO1d(_FourierNeuralOperator):
         n_layers: int = 4,
         projection_width: int = 128,
         padding: int = 0,
+        padding_fraction: float = 0.0,
         activation: Literal["gelu", "relu"] = "gelu",
     ) -> None:
         super().__init__(
@@ -111,6 +124,7 @@ class FNO1d(_FourierNeuralOperator):
             n_layers=n_layers,
             projection_width=projection_width,
             padding=padding,
+            padding_fraction=padding_fraction,
             activation=activation,
         )
 
@@ -119,7 +133,8 @@ class FNO2d(_FourierNeuralOperator):
     """FNO on 2D grids, ``(batch, in_channels, n1, n2) -> (batch, out_channels, n1, n2)``.
 
     Defaults are the paper's Darcy configuration: width 32, 12 modes per dimension, 4 layers, projection 128,
-    with the reference code's 9 points of domain padding (Darcy's solution is not periodic).
+    with the reference code's 9 points of domain padding (Darcy's solution is not periodic). For evaluation at
+    other resolutions, pad by a fraction of the grid instead (``padding=0, padding_fraction=0.1``: 9 points at 85).
     """
 
     def __init__(
@@ -131,6 +146,7 @@ class FNO2d(_FourierNeuralOperator):
         n_layers: int = 4,
         projection_width: int = 128,
         padding: int = 9,
+        padding_fraction: float = 0.0,
         activation: Literal["gelu", "relu"] = "gelu",
     ) -> None:
         super().__init__(
@@ -142,5 +158,6 @@ class FNO2d(_FourierNeuralOperator):
             n_layers=n_layers,
             projection_width=projection_width,
             padding=padding,
+            padding_fraction=padding_fraction,
             activation=activation,
         )
