@@ -39,7 +39,7 @@ def study_text(models: list[str], epochs: int | None, data: dict[str, object]) -
     return yaml.safe_dump(spec, sort_keys=False)
 
 
-def results(storage: str, tracking_uri: str, study_name: str) -> list[dict[str, object]]:
+def results(tracking_uri: str, study_name: str) -> list[dict[str, object]]:
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri)
@@ -100,7 +100,7 @@ def main() -> None:
     study = load_study(path)
     storage, tracking_uri = f"sqlite:///{out}/optuna.db", f"sqlite:///{out}/mlflow.db"
     run_study(study, storage=storage, tracking_uri=tracking_uri, n_trials=len(study.models))
-    table = markdown(results(storage, tracking_uri, study.name))
+    table = markdown(results(tracking_uri, study.name))
     (out / "results.md").write_text(table + "\n")
     print(table)
     print(f"\nstores and results.md in {out}")

@@ -192,6 +192,11 @@ class StudyRunner:
     def _spec_hash(self) -> str:
         return hashlib.sha256(self.study.spec.model_dump_json().encode()).hexdigest()
 
+    def _data_record(self) -> dict[str, Any]:
+        """What identifies the data set, for the parent run and every trial run: name, content hash, parameters."""
+        params = {f"data.{k}": v for k, v in self.study.data_params.items()}
+        return {"data.name": self.study.spec.data.name, "data.identity": self._data.identity, **params}
+
     def _open_parent(self, optuna_study: optuna.Study, tracker: Tracker) -> str:
         spec = self.study.spec
         previous = optuna_study.user_attrs.get(PARENT_RUN_ATTR)
@@ -214,11 +219,9 @@ class StudyRunner:
             "n_trials": self.n_trials,
             "objective": ", ".join(f"{o.direction} {o.metric}" for o in spec.objectives),
             "models": ", ".join(plan.key for plan in self.study.models),
-            "data.name": spec.data.name,
-            "data.identity": self._data.identity,
             "seed": spec.trainer.seed,
             "max_epochs": spec.trainer.max_epochs,
-            **{f"data.{k}": v for k, v in self.study.data_params.items()},
+            **self._data_record(),
         }
         parent = tracker.open_run(spec.name, tags, run_id=resume)
         if resume is None:
@@ -295,9 +298,7 @@ class StudyRunner:
         params = {
             **plan.flat_params(),
             "seed": spec.trainer.seed,
-            "data.name": spec.data.name,
-            "data.identity": self._data.identity,
-            **{f"data.{k}": v for k, v in self.study.data_params.items()},
+            **self._data_record(),
             "optuna.trial": trial.number,
         }
         name = f"trial-{trial.number:03d}-{plan.model_key}"
