@@ -8,6 +8,9 @@ costs of a study (imports, database creation, data generation, the parent run) a
 once and warmed up with one trial, then each measured trial is one more trial of it, as in a sweep. The two sides
 alternate, and the ratio of each pair is reported (the machine is shared and noisy: ratios, not seconds).
 
+A third side, Lightning alone, runs the hand-written computation as a bare LightningModule in a Trainer without
+logger or callbacks: the share of the overhead that is Lightning's own loop, which every trial runs.
+
     python bench/overhead.py [--repeats 6] [--epochs 15] [--threads N] [--clock wall|cpu]
 """
 
@@ -20,8 +23,9 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 import yaml
@@ -39,8 +43,9 @@ CONFIGS = {
     "small (width 16, modes 6, batch 10)": {"width": 16, "modes": 6, "batch_size": 10},
     "large (width 32, modes 12, batch 20)": {"width": 32, "modes": 12, "batch_size": 20},
 }
-FIXED = {"n_layers": 4, "padding": 5}
+FIXED: dict[str, Any] = {"n_layers": 4, "padding": 5}
 LR, SEED = 3e-3, 0
+SPLITS = ("train", "val", "test")
 # Wall time by default; --clock cpu takes the process's CPU time, steadier when other programs share the cores.
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 clock = CLOCKS["wall"]
@@ -80,6 +85,57 @@ def hand_written(config: dict[str, int], epochs: int) -> float:
             relative_l2(predict(x_val), y_val).item()
     with torch.no_grad():
         relative_l2(predict(x_test), y_test).item()
+    return clock() - started
+
+
+def lightning_alone(config: dict[str, int], epochs: int) -> float:
+    """``hand_written``'s computation in a bare LightningModule and Trainer (no logger, callbacks or checkpoint)."""
+    import pytorch_lightning as pl
+
+    from sweeplab.data.datamodule import InMemoryBatches
+
+    data = load_dataset("darcy", QUICKSTART_DATA)
+    splits = {s: (torch.from_numpy(getattr(data, f"x_{s}")), torch.from_numpy(getattr(data, f"y_{s}"))) for s in SPLITS}
+    started = clock()
+    torch.manual_seed(SEED)
+    x_train, y_train = splits["train"]
+
+    class Bare(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = FNO2d(1, 1, width=config["width"], modes=config["modes"], **FIXED)
+            self.scales = (x_train.mean(), x_train.std(), y_train.mean(), y_train.std())
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x_mean, x_std, y_mean, y_std = self.scales
+            return self.model((x - x_mean) / x_std) * y_std + y_mean
+
+        def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+            return relative_l2(self(batch[0]), batch[1])
+
+        def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+            relative_l2(self(batch[0]), batch[1]).item()
+
+        test_step = validation_step
+
+        def configure_optimizers(self) -> Any:
+            optimizer = torch.optim.Adam(self.parameters(), lr=LR)
+            schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+            return {"optimizer": optimizer, "lr_scheduler": schedule}
+
+    trainer = pl.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    module = Bare()
+    whole = {s: InMemoryBatches(*splits[s], len(splits[s][0]), shuffle=False) for s in ("val", "test")}
+    trainer.fit(module, InMemoryBatches(*splits["train"], config["batch_size"], shuffle=True, seed=SEED), whole["val"])
+    trainer.test(module, whole["test"], verbose=False)
     return clock() - started
 
 
@@ -134,25 +190,32 @@ def main() -> None:
     torch.set_num_threads(threads)  # the runner sets the study's trainer.num_threads: the same number
     load_dataset("darcy", QUICKSTART_DATA)  # generate once, outside the timings
     print(
-        f"torch {torch.__version__}, {threads} threads, {args.epochs} epochs, {args.repeats} pairs, {args.clock} time\n"
+        f"torch {torch.__version__}, {threads} threads, {args.epochs} epochs, {args.repeats} runs, {args.clock} time\n"
     )
-    print("| configuration | hand-written, median (min) s | sweeplab, median (min) s | ratio of medians | of mins |")
-    print("| --- | --- | --- | --- | --- |")
+    sides = "hand-written s | Lightning alone s | sweeplab s | Lightning alone / hand | sweeplab / hand"
+    print(f"| configuration | {sides} |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for name, config in CONFIGS.items():
         with (
             tempfile.TemporaryDirectory() as folder,
             SweeplabTrials(config, args.epochs, threads, Path(folder)).opened() as sweeplab,
         ):
             hand_written(config, args.epochs)  # warm-up of the same code paths
-            pairs = [(hand_written(config, args.epochs), sweeplab.one_more()) for _ in range(args.repeats)]
-        hand, ours = [h for h, _ in pairs], [s for _, s in pairs]
-        median_ratio, min_ratio = statistics.median(ours) / statistics.median(hand), min(ours) / min(hand)
-        print(
-            f"| {name} | {statistics.median(hand):.2f} ({min(hand):.2f}) | {statistics.median(ours):.2f} "
-            f"({min(ours):.2f}) | {median_ratio:.3f} | {min_ratio:.3f} |",
-            flush=True,
-        )
-        print(f"ratios of the pairs: {', '.join(f'{s / h:.3f}' for h, s in pairs)}", file=sys.stderr)
+            lightning_alone(config, args.epochs)
+            runs = [
+                (hand_written(config, args.epochs), lightning_alone(config, args.epochs), sweeplab.one_more())
+                for _ in range(args.repeats)
+            ]
+        hand, bare, ours = (list(side) for side in zip(*runs, strict=True))
+        cells = [f"{statistics.median(side):.2f} ({min(side):.2f})" for side in (hand, bare, ours)]
+        ratios = [f"{_ratio(statistics.median, side, hand)} ({_ratio(min, side, hand)})" for side in (bare, ours)]
+        print(f"| {name} | {' | '.join(cells)} | {' | '.join(ratios)} |", flush=True)
+        print(f"sweeplab / hand of each run: {', '.join(f'{s / h:.3f}' for h, _, s in runs)}", file=sys.stderr)
+    print("\nmedian (minimum) of the runs; ratios: of the medians (of the minimums)")
+
+
+def _ratio(statistic: Callable[[list[float]], float], side: list[float], hand: list[float]) -> str:
+    return f"{statistic(side) / statistic(hand):.3f}"
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import optuna
 import pytorch_lightning as pl
@@ -32,6 +32,7 @@ class PruningCallback(pl.Callback):
     def __init__(self, trial: optuna.Trial, metric: str) -> None:
         self.trial = trial
         self.metric = metric
+        self.reported: set[int] = set()  # a trial that trains again (out of memory) reports each epoch once
         # Asking a pruner that never prunes still reads every trial of the study from the storage, each epoch.
         self.can_prune = not isinstance(trial.study.pruner, optuna.pruners.NopPruner)
 
@@ -42,7 +43,9 @@ class PruningCallback(pl.Callback):
         value = float(trainer.callback_metrics[self.metric])
         if not math.isfinite(value):
             raise NonFiniteLoss(f"{self.metric} is not finite ({value}) at epoch {epoch}")
-        self.trial.report(value, step=epoch)
+        if epoch not in self.reported:
+            self.trial.report(value, step=epoch)
+            self.reported.add(epoch)
         if self.can_prune and self.trial.should_prune():
             raise optuna.TrialPruned(f"pruned at epoch {epoch} with {self.metric}={value:.6g}")
 
@@ -80,9 +83,13 @@ class GuardCallback(pl.Callback):
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         if loss is None:
             return
+        every = self.check_every or (1 if loss.device.type == "cpu" else 32)
+        if every == 1:  # one read instead of accumulating with three tensor operations per step
+            if not math.isfinite(float(loss)):
+                _raise_non_finite(trainer, batch_idx, batch_idx)
+            return
         finite = loss.detach().isfinite()
         self._all_finite = finite if self._all_finite is None else self._all_finite & finite
-        every = self.check_every or (1 if loss.device.type == "cpu" else 32)
         if (batch_idx + 1) % every == 0:
             self._check_accumulated(trainer, batch_idx)
 
@@ -91,11 +98,14 @@ class GuardCallback(pl.Callback):
 
     def _check_accumulated(self, trainer: pl.Trainer, batch_idx: int | None) -> None:
         if self._all_finite is not None and not bool(self._all_finite):
-            first, last = self._first_unchecked_batch, "the last" if batch_idx is None else batch_idx
-            where = f"batch {first}" if first == last else f"a batch from {first} to {last}"
-            raise NonFiniteLoss(f"training loss is not finite at epoch {trainer.current_epoch}, {where}")
+            _raise_non_finite(trainer, self._first_unchecked_batch, "the last" if batch_idx is None else batch_idx)
         self._all_finite = None
         self._first_unchecked_batch = 0 if batch_idx is None else batch_idx + 1
+
+
+def _raise_non_finite(trainer: pl.Trainer, first: int, last: int | str) -> NoReturn:
+    where = f"batch {first}" if first == last else f"a batch from {first} to {last}"
+    raise NonFiniteLoss(f"training loss is not finite at epoch {trainer.current_epoch}, {where}")
 
 
 class EpochCallback(pl.Callback):

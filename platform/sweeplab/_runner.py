@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -236,8 +237,10 @@ class StudyRunner:
     # -- one trial -----------------------------------------------------------------------------------------
     def _objective(self, trial: optuna.Trial) -> float | list[float]:
         import optuna
+        import torch
 
         from sweeplab._callbacks import EpochCallback, GuardCallback, NonFiniteLoss, PruningCallback
+        from sweeplab._placement import training_on
         from sweeplab.strategies import trial_trainer
         from sweeplab.tracking import MetricBuffer
         from sweeplab.tracking._lightning import BufferedMlflowLogger
@@ -258,11 +261,24 @@ class StudyRunner:
             callbacks.insert(0, PruningCallback(trial, metric))
         buffer: MetricBuffer | None = None
         try:
-            buffer = MetricBuffer(self.tracker, self._open_trial_run(trial, plan))
-            logger = BufferedMlflowLogger(buffer)
-            workdir = self._workdir / f"trial-{trial.number}"
             # The strategy trains: plain train_trial, or with regularisation hyperparameters / self-tuning.
-            result = trial_trainer(self.study, trial)(self.study, plan, self._data, logger, callbacks, workdir)
+            train = trial_trainer(self.study, trial)
+            device = self.placement.claim(trial)
+            workdir = self._workdir / f"trial-{trial.number}"
+            for attempt in itertools.count(1):
+                buffer = MetricBuffer(self.tracker, self._open_trial_run(trial, plan, attempt))
+                try:
+                    with training_on(device):
+                        result = train(self.study, plan, self._data, BufferedMlflowLogger(buffer), callbacks, workdir)
+                    break
+                except torch.OutOfMemoryError as error:
+                    others = self.placement.others_on(trial, device)
+                    if not others:  # it does not fit even alone
+                        raise
+                    reason = f"out of memory on {self.placement.label(device)} beside {others} other trial(s): {error}"
+                # Here, after the except block, the error's traceback no longer holds the attempt's tensors.
+                self._wait_for_room(trial, buffer, device, others, reason)
+                buffer = None
             values = [result.metrics[m] for m in self.study.metrics]
             if not all(math.isfinite(v) for v in values):
                 raise NonFiniteLoss(f"objective {self.study.metrics} = {values} is not finite")
@@ -283,12 +299,33 @@ class StudyRunner:
         self._end_trial(trial, buffer, "FINISHED", "COMPLETE", "")
         return values[0] if len(values) == 1 else values
 
-    def _open_trial_run(self, trial: optuna.Trial, plan: TrialPlan) -> str:
+    def _wait_for_room(
+        self, trial: optuna.Trial, buffer: MetricBuffer, device: int | None, others: int, reason: str
+    ) -> None:
+        """After running out of memory beside ``others`` trials: end this attempt's run, free the memory it held,
+        and wait until one of the others has finished (the trial then trains again from the start)."""
+        import gc
+
+        import torch
+
+        from sweeplab._callbacks import StudyInterrupted
+
+        self.console.print(f"[yellow]trial {trial.number}:[/] {reason.split(': ')[0]}; waiting to train again")
+        buffer.flush()
+        self.tracker.end_run(buffer.run_id, "KILLED", {"sweeplab.state": "RETRIED", "sweeplab.reason": reason[:5000]})
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        if not self.placement.wait_for_room(trial, device, others, self.interrupt.event):
+            raise StudyInterrupted()
+
+    def _open_trial_run(self, trial: optuna.Trial, plan: TrialPlan, attempt: int = 1) -> str:
         spec = self.study.spec
         tags = {
             "sweeplab.role": "trial",
             "sweeplab.study": spec.name,
             "sweeplab.trial": str(trial.number),
+            "sweeplab.attempt": str(attempt),  # more than 1 after running out of memory beside other trials
             "sweeplab.architecture": plan.model_name,
             "sweeplab.model": plan.model_key,
             "sweeplab.state": "RUNNING",
@@ -382,6 +419,7 @@ class StudyRunner:
         runs a trial (then the last one out ends it)."""
         from optuna.trial import TrialState
 
+        from sweeplab._placement import DevicePlacement
         from sweeplab._storage import study_lock
         from sweeplab._trial import quiet_lightning
         from sweeplab.tracking import Tracker
@@ -399,6 +437,7 @@ class StudyRunner:
         self._checkpoints: dict[int, tuple[Path, TrialPlan]] = {}
         self.interrupted = False
         self._set_threads()
+        self.placement = DevicePlacement(spec.trainer.accelerator, spec.trainer.devices)
         with (
             tempfile.TemporaryDirectory(prefix="sweeplab-") as workdir,
             StudyProgress(self.console, spec.name, self.n_trials, spec.trainer.max_epochs) as self.progress,

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sweeplab._placement import trial_gpu
 from sweeplab_modules.registry import build_model, import_target
 
 if TYPE_CHECKING:
@@ -84,10 +85,11 @@ def fit_task(
 
     trainer_spec = study.spec.trainer
     datamodule = OperatorDataModule(data, batch_size=plan.training.batch_size, seed=trainer_spec.seed)
+    gpu = trial_gpu()  # the runner's placement over this host's GPUs
     trainer = pl.Trainer(
         max_epochs=trainer_spec.max_epochs,
-        accelerator=trainer_spec.accelerator,
-        devices=trainer_spec.devices,
+        accelerator=trainer_spec.accelerator if gpu is None else "cuda",
+        devices=trainer_spec.devices if gpu is None else [gpu],
         precision=trainer_spec.precision,  # type: ignore[arg-type]
         deterministic=trainer_spec.deterministic,
         gradient_clip_val=gradient_clip_val,

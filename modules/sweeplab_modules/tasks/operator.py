@@ -135,7 +135,8 @@ class OperatorLearning(SweepTask):
             prediction = self.predict(x, y.shape[1])
             values = {name: metric(prediction, y) for name, metric in METRICS.items()}
             if not suffix:  # at other resolutions only the metrics
-                values["loss"] = self.loss_function(prediction, y)
+                known = values.get(self.loss_name)  # the default loss is one of the metrics: computed once
+                values["loss"] = known if known is not None else self.loss_function(prediction, y)
         for name, value in values.items():
             self.log_epoch_mean(f"{stage}_{name}{suffix}", value, batch_size=x.shape[0])
         return values.get("loss")

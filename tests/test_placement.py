@@ -1,0 +1,188 @@
+"""Trials sharing a device: placement over a host's GPUs, and a trial that runs out of memory beside others.
+
+There is no GPU on the development machines, so the out-of-memory error is raised by a probe model (the error
+PyTorch raises, ``torch.OutOfMemoryError``); everything around it is real: two trials in two threads, Optuna and
+MLflow in SQLite.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from conftest import write_study
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+from sweeplab._placement import DEVICE_ATTR, WAITING, DevicePlacement
+from sweeplab._runner import REASON_ATTR, RUN_ATTR, run_study
+from sweeplab.spec import load_study
+from sweeplab_modules import registry
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+
+
+class OomProbe(nn.Module):
+    """A 1x1 convolution playing one of two trials on a shared GPU: ``slow`` marks that it trains (a file) and
+    takes its time; ``oom`` runs out of memory once, as soon as the slow one trains (at once without a marker)."""
+
+    raised = False
+
+    def __init__(self, in_channels: int, out_channels: int, role: str = "slow", marker: str = "") -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, 1)
+        self.role = role
+        self.marker = Path(marker) if marker else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.role == "slow" and self.marker is not None:
+            self.marker.touch()
+            time.sleep(0.2)
+        elif self.role == "oom" and not OomProbe.raised:
+            deadline = time.monotonic() + 60
+            while self.marker is not None and not self.marker.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            OomProbe.raised = True
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (raised by the probe)")
+        return self.conv(x)
+
+
+@pytest.fixture
+def oom_probe(monkeypatch: pytest.MonkeyPatch) -> None:
+    entry = registry.ModelEntry("oom_probe", f"{__name__}:OomProbe", "operator", 2, "out-of-memory probe")
+    monkeypatch.setitem(registry.MODELS._entries, "oom_probe", entry)  # type: ignore[attr-defined]
+    monkeypatch.setattr(OomProbe, "raised", False)
+
+
+def _study(models: str, n_jobs: int) -> str:
+    return f"""\
+name: shared
+objective: {{metric: val_rel_l2}}
+data:
+  name: darcy
+  params: {{fine_resolution: 33, resolution: 17, n_train: 16, n_val: 8, n_test: 8, seed: 0}}
+models:
+{models}search: {{lr: 1.0e-3, batch_size: 8}}
+trainer: {{max_epochs: 2, num_threads: 1}}
+sampler: random
+budget: {{n_trials: 2, n_jobs: {n_jobs}}}
+"""
+
+
+def _trial_runs(tracking: str) -> list:
+    client = MlflowClient(tracking)
+    experiment = client.get_experiment_by_name("shared").experiment_id
+    runs = client.search_runs([experiment], "tags.`sweeplab.role` = 'trial'")
+    return sorted(runs, key=lambda run: run.info.start_time)
+
+
+def test_out_of_memory_beside_another_trial_waits_for_it_and_trains_again(tmp_path: Path, oom_probe: None) -> None:
+    marker = tmp_path / "slow-is-training"
+    models = "".join(
+        f"  - name: oom_probe\n    label: {role}\n    params: {{role: {role}, marker: '{marker}'}}\n"
+        for role in ("slow", "oom")
+    )
+    storage, tracking = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
+    outcome = run_study(load_study(write_study(tmp_path, _study(models, 2))), storage=storage, tracking_uri=tracking)
+
+    trials = {t.params["model"]: t for t in optuna.load_study(study_name="shared", storage=storage).get_trials()}
+    assert outcome.finished == 2 and all(t.state == TrialState.COMPLETE for t in trials.values())
+    assert trials["oom"].intermediate_values.keys() == {0, 1}
+    runs = _trial_runs(tracking)
+    by_trial = {n: [r for r in runs if r.data.tags["sweeplab.trial"] == str(t.number)] for n, t in trials.items()}
+    (slow,), (attempt, retry) = by_trial["slow"], by_trial["oom"]
+    assert attempt.info.status == "KILLED" and attempt.data.tags["sweeplab.state"] == "RETRIED"
+    assert "out of memory on" in attempt.data.tags["sweeplab.reason"]
+    assert "beside 1 other trial(s)" in attempt.data.tags["sweeplab.reason"]
+    assert retry.info.status == "FINISHED" and retry.data.tags["sweeplab.attempt"] == "2"
+    assert trials["oom"].user_attrs[RUN_ATTR] == retry.info.run_id
+    assert "val_rel_l2" in retry.data.metrics
+    # It waited for the trial it shared the device with.
+    assert retry.info.start_time >= slow.info.end_time
+    assert trials["oom"].user_attrs[DEVICE_ATTR] == trials["slow"].user_attrs[DEVICE_ATTR]
+
+
+def test_out_of_memory_alone_fails_the_trial_and_the_study_goes_on(tmp_path: Path, oom_probe: None) -> None:
+    models = "".join(
+        f"  - name: oom_probe\n    label: {role}\n    params: {{role: {role}}}\n" for role in ("oom", "ok")
+    )
+    storage, tracking = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
+    outcome = run_study(load_study(write_study(tmp_path, _study(models, 1))), storage=storage, tracking_uri=tracking)
+
+    trials = {t.params["model"]: t for t in optuna.load_study(study_name="shared", storage=storage).get_trials()}
+    assert trials["oom"].state == TrialState.FAIL and "OutOfMemoryError" in trials["oom"].user_attrs[REASON_ATTR]
+    assert trials["ok"].state == TrialState.COMPLETE and outcome.finished == 2
+    failed = [r for r in _trial_runs(tracking) if r.data.tags["sweeplab.state"] == "FAIL"]
+    assert len(failed) == 1 and failed[0].info.status == "FAILED"
+
+
+def _running(study: optuna.Study, devices: list[str]) -> None:
+    for device in devices:
+        study.ask().set_user_attr(DEVICE_ATTR, device)
+
+
+def test_each_trial_takes_the_gpu_with_the_fewest_running_trials() -> None:
+    study = optuna.create_study()
+    placement = DevicePlacement("cuda", 1, gpus=3)
+    _running(study, [placement.label(0), placement.label(0), placement.label(2), "other-host/cuda:1"])
+    choices = []
+    for _ in range(4):
+        trial = study.ask()
+        choices.append(placement.claim(trial))
+    # cuda:1 has none of this host's trials, then each GPU in turn as the loads even out.
+    assert choices == [1, 1, 2, 0]
+    assert study.trials[-1].user_attrs[DEVICE_ATTR] == placement.label(0)
+
+
+def test_trials_are_not_placed_on_the_cpu_or_when_each_trial_takes_several_devices() -> None:
+    assert DevicePlacement("cpu", 1).gpus == 0
+    assert DevicePlacement("cuda", 2, gpus=None).gpus == 0
+    study = optuna.create_study()
+    placement = DevicePlacement("cpu", 1)
+    trial = study.ask()
+    assert placement.claim(trial) is None and study.trials[0].user_attrs[DEVICE_ATTR] == placement.label(None)
+
+
+def test_waiting_for_room_ends_when_another_trial_finishes_or_the_study_stops() -> None:
+    study = optuna.create_study()
+    placement = DevicePlacement("cuda", 1, gpus=1, poll=0.05)
+    other = study.ask()
+    other.set_user_attr(DEVICE_ATTR, placement.label(0))
+    waiting = study.ask()
+    threading.Timer(0.3, lambda: study.tell(other, 1.0)).start()
+    started = time.monotonic()
+    assert placement.wait_for_room(waiting, 0, others=1, stop=threading.Event())
+    assert time.monotonic() - started >= 0.25
+    stop = threading.Event()
+    stop.set()
+    blocker = study.ask()
+    blocker.set_user_attr(DEVICE_ATTR, placement.label(0))
+    assert not placement.wait_for_room(waiting, 0, others=1, stop=stop)
+
+
+def test_trials_that_ran_out_of_memory_train_again_first_come_first_served() -> None:
+    study = optuna.create_study()
+    placement = DevicePlacement("cuda", 1, gpus=1, poll=0.05)
+    label = placement.label(0)
+    first = study.ask()  # ran out of memory beside the second one and waits, holding no memory
+    first.set_user_attr(DEVICE_ATTR, f"{label} {WAITING}")
+    second = study.ask()
+    assert placement.others_on(second, 0) == 0  # a waiting trial is not counted
+    events: list[str] = []
+
+    def first_trains_then_finishes() -> None:
+        first.set_user_attr(DEVICE_ATTR, label)
+        events.append("first trains")
+        time.sleep(0.3)
+        events.append("first finished")
+        study.tell(first, 1.0)
+
+    threading.Timer(0.3, first_trains_then_finishes).start()
+    assert placement.wait_for_room(second, 0, others=1, stop=threading.Event())
+    events.append("second trains")
+    assert events == ["first trains", "first finished", "second trains"]
+    assert study.trials[second.number].user_attrs[DEVICE_ATTR] == label  # the label is back after waiting
