@@ -44,7 +44,9 @@ def results(tracking_uri: str, study_name: str) -> list[dict[str, object]]:
 
     client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name(study_name)
-    runs = client.search_runs([experiment.experiment_id], "tags.`sweeplab.role` = 'trial'")
+    # Not the attempts that ran out of memory beside another trial and were retried.
+    trial_runs = "tags.`sweeplab.role` = 'trial' AND tags.`sweeplab.state` != 'RETRIED'"
+    runs = client.search_runs([experiment.experiment_id], trial_runs)
     rows = []
     for run in runs:
         metrics, tags = run.data.metrics, run.data.tags

@@ -97,7 +97,7 @@ def test_out_of_memory_beside_another_trial_waits_for_it_and_trains_again(tmp_pa
     (slow,), (attempt, retry) = by_trial["slow"], by_trial["oom"]
     assert attempt.info.status == "KILLED" and attempt.data.tags["sweeplab.state"] == "RETRIED"
     assert "out of memory on" in attempt.data.tags["sweeplab.reason"]
-    assert "beside 1 other trial(s)" in attempt.data.tags["sweeplab.reason"]
+    assert "beside 1 other trial(s), attempt 1" in attempt.data.tags["sweeplab.reason"]
     assert retry.info.status == "FINISHED" and retry.data.tags["sweeplab.attempt"] == "2"
     assert trials["oom"].user_attrs[RUN_ATTR] == retry.info.run_id
     assert "val_rel_l2" in retry.data.metrics
@@ -120,58 +120,76 @@ def test_out_of_memory_alone_fails_the_trial_and_the_study_goes_on(tmp_path: Pat
     assert len(failed) == 1 and failed[0].info.status == "FAILED"
 
 
-def _running(study: optuna.Study, devices: list[str]) -> None:
-    for device in devices:
-        study.ask().set_user_attr(DEVICE_ATTR, device)
+def _on_devices(study: optuna.Study, devices: list[str]) -> list[optuna.Trial]:
+    """Running trials of ``study``, one on each of ``devices`` (their ``device`` attribute)."""
+    trials = [study.ask() for _ in devices]
+    for trial, device in zip(trials, devices, strict=True):
+        trial.set_user_attr(DEVICE_ATTR, device)
+    return trials
 
 
-def test_each_trial_takes_the_gpu_with_the_fewest_running_trials() -> None:
+def test_each_trial_takes_the_gpu_with_the_fewest_trials() -> None:
     study = optuna.create_study()
-    placement = DevicePlacement("cuda", 1, gpus=3)
-    _running(study, [placement.label(0), placement.label(0), placement.label(2), "other-host/cuda:1"])
-    choices = []
-    for _ in range(4):
-        trial = study.ask()
-        choices.append(placement.claim(trial))
-    # cuda:1 has none of this host's trials, then each GPU in turn as the loads even out.
+    placement = DevicePlacement("cuda", 1, gpu_ids=["GPU-a", "GPU-b", "GPU-c"])
+    _on_devices(study, [placement.label(0), placement.label(0), placement.label(2), "elsewhere/GPU-b"])
+    # GPU-b has none of this host's trials; then each GPU in turn as the loads even out.
+    choices = [placement.claim(study.ask(), threading.Event()) for _ in range(4)]
     assert choices == [1, 1, 2, 0]
     assert study.trials[-1].user_attrs[DEVICE_ATTR] == placement.label(0)
 
 
-def test_trials_are_not_placed_on_the_cpu_or_when_each_trial_takes_several_devices() -> None:
-    assert DevicePlacement("cpu", 1).gpus == 0
-    assert DevicePlacement("cuda", 2, gpus=None).gpus == 0
+def test_trials_are_placed_only_on_gpus_one_device_each() -> None:
+    assert DevicePlacement("cpu", 1).gpu_ids == [] and DevicePlacement("cuda", 2).gpu_ids == []
     study = optuna.create_study()
     placement = DevicePlacement("cpu", 1)
-    trial = study.ask()
-    assert placement.claim(trial) is None and study.trials[0].user_attrs[DEVICE_ATTR] == placement.label(None)
+    assert placement.claim(study.ask(), threading.Event()) is None
+    assert study.trials[0].user_attrs[DEVICE_ATTR] == placement.label(None)
+
+
+def test_a_new_trial_does_not_take_the_room_a_waiting_trial_waits_for() -> None:
+    study = optuna.create_study()
+    placement = DevicePlacement("cuda", 1, gpu_ids=["GPU-a"], poll=0.05)
+    (waiting,) = _on_devices(study, [f"{placement.label(0)} {WAITING}"])
+    started = time.monotonic()
+    threading.Timer(0.3, lambda: waiting.set_user_attr(DEVICE_ATTR, placement.label(0))).start()  # it trains again
+    assert placement.claim(study.ask(), threading.Event()) == 0
+    assert time.monotonic() - started >= 0.25
+    stop = threading.Event()
+    stop.set()
+    _on_devices(study, [f"{placement.label(0)} {WAITING}"])
+    assert placement.claim(study.ask(), stop) is None  # the study is stopping: no device
+
+
+def test_trials_waiting_for_memory_count_as_others_on_the_device() -> None:
+    # A trial that has just freed its memory to wait may be why this one ran out: this one waits too.
+    study = optuna.create_study()
+    placement = DevicePlacement("cuda", 1, gpu_ids=["GPU-a", "GPU-b"])
+    _on_devices(study, [placement.label(0), f"{placement.label(0)} {WAITING}", placement.label(1)])
+    assert placement.others_on(study.ask(), 0) == 2
 
 
 def test_waiting_for_room_ends_when_another_trial_finishes_or_the_study_stops() -> None:
     study = optuna.create_study()
-    placement = DevicePlacement("cuda", 1, gpus=1, poll=0.05)
-    other = study.ask()
-    other.set_user_attr(DEVICE_ATTR, placement.label(0))
+    placement = DevicePlacement("cuda", 1, gpu_ids=["GPU-a"], poll=0.05)
+    (other,) = _on_devices(study, [placement.label(0)])
     waiting = study.ask()
-    threading.Timer(0.3, lambda: study.tell(other, 1.0)).start()
     started = time.monotonic()
+    threading.Timer(0.3, lambda: study.tell(other, 1.0)).start()
     assert placement.wait_for_room(waiting, 0, others=1, stop=threading.Event())
     assert time.monotonic() - started >= 0.25
     stop = threading.Event()
     stop.set()
-    blocker = study.ask()
-    blocker.set_user_attr(DEVICE_ATTR, placement.label(0))
+    _on_devices(study, [placement.label(0)])
     assert not placement.wait_for_room(waiting, 0, others=1, stop=stop)
+    assert study.trials[waiting.number].user_attrs[DEVICE_ATTR] == placement.label(0)  # back after waiting
 
 
-def test_trials_that_ran_out_of_memory_train_again_first_come_first_served() -> None:
+def test_trials_that_ran_out_of_memory_together_train_again_in_the_order_of_their_numbers() -> None:
     study = optuna.create_study()
-    placement = DevicePlacement("cuda", 1, gpus=1, poll=0.05)
+    placement = DevicePlacement("cuda", 1, gpu_ids=["GPU-a"], poll=0.05)
     label = placement.label(0)
-    first = study.ask()  # ran out of memory beside the second one and waits, holding no memory
-    first.set_user_attr(DEVICE_ATTR, f"{label} {WAITING}")
+    (first,) = _on_devices(study, [f"{label} {WAITING}"])  # ran out of memory beside the second one and waits
     second = study.ask()
-    assert placement.others_on(second, 0) == 0  # a waiting trial is not counted
     events: list[str] = []
 
     def first_trains_then_finishes() -> None:
@@ -185,4 +203,16 @@ def test_trials_that_ran_out_of_memory_train_again_first_come_first_served() -> 
     assert placement.wait_for_room(second, 0, others=1, stop=threading.Event())
     events.append("second trains")
     assert events == ["first trains", "first finished", "second trains"]
-    assert study.trials[second.number].user_attrs[DEVICE_ATTR] == label  # the label is back after waiting
+
+
+def test_a_lost_workers_trial_does_not_hold_the_device(tmp_path: Path) -> None:
+    # Its worker died: no heartbeat for the grace period. The waiting trial fails it, as a trial start would.
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path}/optuna.db", heartbeat_interval=1, grace_period=2)
+    study = optuna.create_study(storage=storage)
+    placement = DevicePlacement("cuda", 1, gpu_ids=["GPU-a"], poll=0.2)
+    (lost,) = _on_devices(study, [placement.label(0)])
+    storage.record_heartbeat(lost._trial_id)  # its only beat
+    started = time.monotonic()
+    assert placement.wait_for_room(study.ask(), 0, others=1, stop=threading.Event())
+    assert 1.5 < time.monotonic() - started < 30
+    assert study.trials[lost.number].state == TrialState.FAIL

@@ -156,3 +156,43 @@ def test_a_database_restart_costs_retries_not_the_study(postgres_cluster, tmp_pa
     parent, children = _runs(tracking)
     assert parent.info.status == "FINISHED"
     assert not [r for r in children if r.info.status == "RUNNING"]
+
+
+def _taken_by_two_threads_at_once(study: optuna.Study) -> list[int]:
+    """The queued trials two threads take when they ask for one at the same moment."""
+    import threading
+
+    taken: list[int | None] = []
+    barrier = threading.Barrier(2)
+
+    def take() -> None:
+        barrier.wait()
+        taken.append(study._pop_waiting_trial_id())
+
+    threads = [threading.Thread(target=take) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return [trial_id for trial_id in taken if trial_id is not None]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_queued_trial_is_taken_by_one_thread_only(
+    tmp_path: Path, request: pytest.FixtureRequest, backend: str
+) -> None:
+    # Optuna takes a queued trial by reading that it is WAITING, then marking it RUNNING; without a lock two
+    # threads took the same one in about a quarter of the rounds on SQLite (and trained it twice).
+    from sweeplab._storage import open_storage
+    from sweeplab.spec._schema import Heartbeat
+
+    if backend == "postgresql":
+        url = request.getfixturevalue("postgres_cluster").create_database("queue_optuna")
+    else:
+        url = f"sqlite:///{tmp_path}/optuna.db"
+    study = optuna.create_study(storage=open_storage(url, Heartbeat(), None, lambda *_: None), study_name="queue")
+    for round in range(50):
+        study.enqueue_trial({"x": round})
+        taken = _taken_by_two_threads_at_once(study)
+        assert len(taken) == 1, f"round {round}: both threads took trial {taken}"
+        study.tell(study.trials[-1].number, state=TrialState.FAIL)

@@ -32,7 +32,9 @@ class PruningCallback(pl.Callback):
     def __init__(self, trial: optuna.Trial, metric: str) -> None:
         self.trial = trial
         self.metric = metric
-        self.reported: set[int] = set()  # a trial that trains again (out of memory) reports each epoch once
+        # A trial that trains again after running out of memory reaches its epochs a second time: Optuna keeps the
+        # first value reported for a step (and warns on the second), so the pruner judges those steps by them.
+        self.reported: set[int] = set()
         # Asking a pruner that never prunes still reads every trial of the study from the storage, each epoch.
         self.can_prune = not isinstance(trial.study.pruner, optuna.pruners.NopPruner)
 
@@ -62,6 +64,9 @@ class GuardCallback(pl.Callback):
         self.check_every = check_every
         self._all_finite: torch.Tensor | None = None
         self._first_unchecked_batch = 0
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._all_finite, self._first_unchecked_batch = None, 0  # a new attempt of the trial starts clean
 
     def _check_interrupt(self) -> None:
         if self.interrupted.is_set():

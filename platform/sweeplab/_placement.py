@@ -1,18 +1,20 @@
 """Where a trial trains: the least busy GPU of its host, and room on that GPU after running out of memory.
 
 Several trials share a GPU when a study runs ``budget.n_jobs`` trials at once or several ``sweeplab worker``
-processes on one machine. Each trial records its device on its Optuna trial (``device``: ``<host>/cuda:<i>`` or
-``<host>/cpu``, with `` (waiting for memory)`` appended while it waits), so the running trials of a device are
-counted the same way for threads of one process and for worker processes: from the study's storage.
+processes on one machine. Each trial records its device on its Optuna trial (``device``: ``<host>/<GPU uuid>`` or
+``<host>/cpu``, with `` (waiting for memory)`` appended while it waits), so the trials of a device are counted the
+same way for threads of one process and for worker processes, whatever GPUs each process sees: from the study's
+storage.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import platform
 import threading
-from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
@@ -21,6 +23,8 @@ if TYPE_CHECKING:
 
 DEVICE_ATTR = "device"
 WAITING = "(waiting for memory)"
+MAX_ATTEMPTS = 3
+"""How many times a trial trains at most: the first time, and after running out of memory beside other trials."""
 
 _trial_device: ContextVar[int | None] = ContextVar("sweeplab_trial_device", default=None)
 
@@ -40,71 +44,118 @@ def trial_gpu() -> int | None:
     return _trial_device.get()
 
 
+def is_out_of_memory(error: BaseException) -> bool:
+    """A device ran out of memory: PyTorch's allocator, or a CUDA library's own allocation (cuFFT, cuBLAS)."""
+    import torch
+
+    if isinstance(error, torch.cuda.OutOfMemoryError):
+        return True
+    text = str(error)
+    return isinstance(error, RuntimeError) and ("out of memory" in text or "ALLOC_FAILED" in text)
+
+
+def release_device_memory() -> None:
+    """Give a finished trial's GPU memory back to the other trials on the device, in this process and in others:
+    its module and Trainer refer to each other, so only the cycle collector frees them, and PyTorch's caching
+    allocator keeps freed blocks until asked."""
+    import torch
+
+    if torch.cuda.is_available():
+        gc.collect()
+        torch.cuda.empty_cache()
+
+
 class DevicePlacement:
     """Spreads one study's trials over this host's GPUs and lets a trial that ran out of memory wait for room.
 
     Trials are placed only when each trains on one device (``trainer.devices: 1``) and the accelerator is, or
-    resolves to, CUDA; otherwise Lightning places them as the study says. ``gpus`` overrides the number of GPUs
-    found (tests).
+    resolves to, CUDA; otherwise Lightning places them as the study says. ``lock`` excludes the other processes of
+    the study while a trial chooses its GPU. ``gpu_ids`` names the GPUs this process sees, in its index order
+    (default: their UUIDs).
     """
 
-    def __init__(self, accelerator: str, devices: int | str, gpus: int | None = None, poll: float = 1.0) -> None:
+    def __init__(
+        self,
+        accelerator: str,
+        devices: int | str,
+        lock: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext,
+        gpu_ids: list[str] | None = None,
+        poll: float = 1.0,
+    ) -> None:
         self.host = platform.node()
-        self.gpus = self._visible_gpus(accelerator, devices) if gpus is None else gpus
+        self.gpu_ids = self._visible_gpus(accelerator, devices) if gpu_ids is None else gpu_ids
         self.poll = poll
-        self._choosing = threading.Lock()  # so that two threads of this process do not both take the idlest GPU
+        self._lock = lock
+        self._choosing = threading.Lock()
 
     @staticmethod
-    def _visible_gpus(accelerator: str, devices: int | str) -> int:
+    def _visible_gpus(accelerator: str, devices: int | str) -> list[str]:
         if devices != 1 or accelerator not in ("auto", "gpu", "cuda"):
-            return 0
+            return []
         import torch
 
-        return torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if not torch.cuda.is_available():
+            return []
+        properties = [torch.cuda.get_device_properties(i) for i in range(torch.cuda.device_count())]
+        return [str(getattr(p, "uuid", f"cuda:{i}")) for i, p in enumerate(properties)]
 
     def label(self, index: int | None) -> str:
-        return f"{self.host}/cpu" if index is None else f"{self.host}/cuda:{index}"
+        return f"{self.host}/cpu" if index is None else f"{self.host}/{self.gpu_ids[index]}"
 
-    def claim(self, trial: optuna.Trial) -> int | None:
-        """The GPU for ``trial`` (the one with the fewest running trials of the study, else the lowest index),
-        recorded on the trial; None when trials are not placed."""
-        with self._choosing:
-            index = None
-            if self.gpus:
-                load = self._running(trial)
-                index = min(range(self.gpus), key=lambda i: (load[self.label(i)], i))
-            trial.set_user_attr(DEVICE_ATTR, self.label(index))
-        return index
+    def claim(self, trial: optuna.Trial, stop: threading.Event) -> int | None:
+        """The GPU for ``trial``, recorded on it: the one with the fewest trials of the study (training or waiting
+        for memory; ties: the lowest index), once no trial waits for memory there (a new trial does not take the
+        room a waiting one waits for). None when trials are not placed or ``stop`` is set."""
+        if not self.gpu_ids:
+            trial.set_user_attr(DEVICE_ATTR, self.label(None))
+            return None
+        while not stop.is_set():
+            with self._choosing, self._lock():
+                running = self._others(trial)
+                load = {i: sum(self._on(t, i, waiting=None) for t in running) for i in range(len(self.gpu_ids))}
+                index = min(load, key=lambda i: (load[i], i))
+                if not any(self._on(t, index, waiting=True) for t in running):
+                    trial.set_user_attr(DEVICE_ATTR, self.label(index))
+                    return index
+            stop.wait(self.poll)
+        return None
 
     def others_on(self, trial: optuna.Trial, index: int | None) -> int:
-        """How many other trials of the study train on the device of ``trial`` now (not those waiting for room)."""
-        label = self.label(index)
-        return sum(t.user_attrs.get(DEVICE_ATTR) == label for t in self._others_running(trial))
+        """How many other trials of the study are on the device of ``trial``: training, or waiting for memory (a
+        trial that has just freed its memory to wait may be why this one ran out)."""
+        return sum(self._on(t, index, waiting=None) for t in self._others(trial))
 
     def wait_for_room(self, trial: optuna.Trial, index: int | None, others: int, stop: threading.Event) -> bool:
-        """Wait until fewer than ``others`` other trials train on the device and no trial that ran out of memory
-        before this one still waits for it (first come, first served: two trials that ran out of memory beside
-        each other train again one after the other, not together). False when ``stop`` is set first."""
-        label = self.label(index)
-        waiting = f"{label} {WAITING}"
-        trial.set_user_attr(DEVICE_ATTR, waiting)  # holds no memory now: not counted by the others
+        """Wait until fewer than ``others`` other trials train on the device and no trial with a lower number waits
+        for it (two trials that ran out of memory together train again one after the other, in the order of their
+        numbers). Trials of lost workers are failed meanwhile, as at the start of a trial, so that a dead worker's
+        trial does not hold the device. False when ``stop`` is set first."""
+        from optuna.storages import fail_stale_trials
+
+        trial.set_user_attr(DEVICE_ATTR, f"{self.label(index)} {WAITING}")
         try:
             while True:
-                running = self._others_running(trial)
-                busy = sum(t.user_attrs.get(DEVICE_ATTR) == label for t in running)
-                ahead = any(t.user_attrs.get(DEVICE_ATTR) == waiting and t.number < trial.number for t in running)
-                if busy < others and not ahead:
+                fail_stale_trials(trial.study)
+                running = self._others(trial)
+                training = sum(self._on(t, index, waiting=False) for t in running)
+                ahead = any(self._on(t, index, waiting=True) and t.number < trial.number for t in running)
+                if training < others and not ahead:
                     return True
                 if stop.wait(self.poll):
                     return False
         finally:
-            trial.set_user_attr(DEVICE_ATTR, label)
+            trial.set_user_attr(DEVICE_ATTR, self.label(index))
 
-    def _running(self, trial: optuna.Trial) -> Counter[str]:
-        return Counter(t.user_attrs.get(DEVICE_ATTR, "") for t in self._others_running(trial))
+    def _on(self, other: optuna.trial.FrozenTrial, index: int | None, waiting: bool | None) -> bool:
+        """Whether ``other`` is on device ``index``: training (``waiting`` False), waiting for memory (True), or
+        either (None)."""
+        label, device = self.label(index), other.user_attrs.get(DEVICE_ATTR)
+        if waiting is None:
+            return device in (label, f"{label} {WAITING}")
+        return device == (f"{label} {WAITING}" if waiting else label)
 
     @staticmethod
-    def _others_running(trial: optuna.Trial) -> list[optuna.trial.FrozenTrial]:
+    def _others(trial: optuna.Trial) -> list[optuna.trial.FrozenTrial]:
         from optuna.trial import TrialState
 
         running = trial.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))

@@ -237,10 +237,9 @@ class StudyRunner:
     # -- one trial -----------------------------------------------------------------------------------------
     def _objective(self, trial: optuna.Trial) -> float | list[float]:
         import optuna
-        import torch
 
-        from sweeplab._callbacks import EpochCallback, GuardCallback, NonFiniteLoss, PruningCallback
-        from sweeplab._placement import training_on
+        from sweeplab._callbacks import EpochCallback, GuardCallback, NonFiniteLoss, PruningCallback, StudyInterrupted
+        from sweeplab._placement import MAX_ATTEMPTS, is_out_of_memory, release_device_memory, training_on
         from sweeplab.strategies import trial_trainer
         from sweeplab.tracking import MetricBuffer
         from sweeplab.tracking._lightning import BufferedMlflowLogger
@@ -263,22 +262,29 @@ class StudyRunner:
         try:
             # The strategy trains: plain train_trial, or with regularisation hyperparameters / self-tuning.
             train = trial_trainer(self.study, trial)
-            device = self.placement.claim(trial)
+            device = self.placement.claim(trial, self.interrupt.event)
             workdir = self._workdir / f"trial-{trial.number}"
             for attempt in itertools.count(1):
+                if self.interrupt.event.is_set():
+                    raise StudyInterrupted()
                 buffer = MetricBuffer(self.tracker, self._open_trial_run(trial, plan, attempt))
                 try:
                     with training_on(device):
                         result = train(self.study, plan, self._data, BufferedMlflowLogger(buffer), callbacks, workdir)
                     break
-                except torch.OutOfMemoryError as error:
-                    others = self.placement.others_on(trial, device)
-                    if not others:  # it does not fit even alone
+                except Exception as error:
+                    others = self.placement.others_on(trial, device) if is_out_of_memory(error) else 0
+                    if not others or attempt == MAX_ATTEMPTS:  # not memory, or it does not fit even alone
                         raise
-                    reason = f"out of memory on {self.placement.label(device)} beside {others} other trial(s): {error}"
-                # Here, after the except block, the error's traceback no longer holds the attempt's tensors.
-                self._wait_for_room(trial, buffer, device, others, reason)
+                    where = self.placement.label(device)
+                    reason = f"out of memory on {where} beside {others} other trial(s), attempt {attempt}: {error}"
+                # After the except block: the error's traceback no longer holds the attempt's tensors.
+                self._close_run(buffer, "KILLED", {"sweeplab.state": "RETRIED", "sweeplab.reason": reason})
                 buffer = None
+                self.console.print(f"[yellow]trial {trial.number}:[/] {reason.split(': ')[0]}; waiting to train again")
+                release_device_memory()
+                if not self.placement.wait_for_room(trial, device, others, self.interrupt.event):
+                    raise StudyInterrupted()
             values = [result.metrics[m] for m in self.study.metrics]
             if not all(math.isfinite(v) for v in values):
                 raise NonFiniteLoss(f"objective {self.study.metrics} = {values} is not finite")
@@ -298,26 +304,6 @@ class StudyRunner:
         self._checkpoints[trial.number] = (result.checkpoint, plan)
         self._end_trial(trial, buffer, "FINISHED", "COMPLETE", "")
         return values[0] if len(values) == 1 else values
-
-    def _wait_for_room(
-        self, trial: optuna.Trial, buffer: MetricBuffer, device: int | None, others: int, reason: str
-    ) -> None:
-        """After running out of memory beside ``others`` trials: end this attempt's run, free the memory it held,
-        and wait until one of the others has finished (the trial then trains again from the start)."""
-        import gc
-
-        import torch
-
-        from sweeplab._callbacks import StudyInterrupted
-
-        self.console.print(f"[yellow]trial {trial.number}:[/] {reason.split(': ')[0]}; waiting to train again")
-        buffer.flush()
-        self.tracker.end_run(buffer.run_id, "KILLED", {"sweeplab.state": "RETRIED", "sweeplab.reason": reason[:5000]})
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-        if not self.placement.wait_for_room(trial, device, others, self.interrupt.event):
-            raise StudyInterrupted()
 
     def _open_trial_run(self, trial: optuna.Trial, plan: TrialPlan, attempt: int = 1) -> str:
         spec = self.study.spec
@@ -352,7 +338,11 @@ class StudyRunner:
             trial.set_user_attr(REASON_ATTR, reason[:5000])
         if buffer is None:
             return
-        tags = {"sweeplab.state": state} | ({"sweeplab.reason": reason[:5000]} if reason else {})
+        self._close_run(buffer, status, {"sweeplab.state": state} | ({"sweeplab.reason": reason} if reason else {}))
+
+    def _close_run(self, buffer: MetricBuffer, status: str, tags: dict[str, str]) -> None:
+        """Flush the run's metrics and end it; never raises (the tracking store may be down)."""
+        tags = {key: value[:5000] for key, value in tags.items()}
         for write in (buffer.flush, lambda: self.tracker.end_run(buffer.run_id, status, tags)):
             try:
                 write()
@@ -361,6 +351,8 @@ class StudyRunner:
 
     def _after_trial(self, optuna_study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         """Runs after Optuna has recorded the trial's state: best so far, checkpoint, progress, budget."""
+        from sweeplab._placement import release_device_memory
+
         best = best_trials(optuna_study)
         saved = self._checkpoints.pop(trial.number, None)
         overall = trial.number in [t.number for t in best]
@@ -372,6 +364,7 @@ class StudyRunner:
             except Exception as error:  # the study goes on; only this checkpoint is missing
                 self.console.print(f"[yellow]warning:[/] could not record trial {trial.number}'s checkpoint: {error}")
         shutil.rmtree(self._workdir / f"trial-{trial.number}", ignore_errors=True)
+        release_device_memory()  # for the trials of other processes on the same GPU
         finished = finished_trials(optuna_study.get_trials(deepcopy=False))
         self.progress.trial_finished(trial.number, finished, _trial_line(trial), _best_line(best))
         if self.interrupt.event.is_set() or (self.n_trials is not None and finished >= self.n_trials):
@@ -437,7 +430,9 @@ class StudyRunner:
         self._checkpoints: dict[int, tuple[Path, TrialPlan]] = {}
         self.interrupted = False
         self._set_threads()
-        self.placement = DevicePlacement(spec.trainer.accelerator, spec.trainer.devices)
+        self.placement = DevicePlacement(
+            spec.trainer.accelerator, spec.trainer.devices, lock=lambda: study_lock(self.storage, "placement")
+        )
         with (
             tempfile.TemporaryDirectory(prefix="sweeplab-") as workdir,
             StudyProgress(self.console, spec.name, self.n_trials, spec.trainer.max_epochs) as self.progress,

@@ -14,7 +14,7 @@ import contextlib
 import fcntl
 import warnings
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sweeplab._sqlite import prepare_sqlite
@@ -135,6 +135,16 @@ def open_storage(
                 if finished_trials(trials) + pending >= budget:
                     raise BudgetReachedError(f"{budget} trials finished or in flight")
                 return super()._create_new_trial(study_id, template_trial)
+
+        def set_trial_state_values(
+            self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
+        ) -> bool:
+            # Taking a queued trial reads that it is WAITING, then marks it RUNNING. SQLite ignores Optuna's row
+            # lock (SELECT ... FOR UPDATE), so two threads or processes could both take it and train it twice.
+            if state != TrialState.RUNNING:
+                return super().set_trial_state_values(trial_id, state, values)
+            with study_lock(url, "trial-start"):
+                return super().set_trial_state_values(trial_id, state, values)
 
         def record_heartbeat(self, trial_id: int) -> None:
             # Optuna beats from a thread that dies with its first error: a database restart would silence a
