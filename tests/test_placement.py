@@ -165,7 +165,7 @@ def test_trials_waiting_for_memory_count_as_others_on_the_device() -> None:
     study = optuna.create_study()
     placement = DevicePlacement("cuda", 1, gpu_ids=["GPU-a", "GPU-b"])
     _on_devices(study, [placement.label(0), f"{placement.label(0)} {WAITING}", placement.label(1)])
-    assert placement.others_on(study.ask(), 0) == 2
+    assert placement.others_on(study.ask(), 0) == (1, 1)  # (training, waiting)
 
 
 def test_waiting_for_room_ends_when_another_trial_finishes_or_the_study_stops() -> None:
@@ -175,12 +175,12 @@ def test_waiting_for_room_ends_when_another_trial_finishes_or_the_study_stops() 
     waiting = study.ask()
     started = time.monotonic()
     threading.Timer(0.3, lambda: study.tell(other, 1.0)).start()
-    assert placement.wait_for_room(waiting, 0, others=1, stop=threading.Event())
+    assert placement.wait_for_room(waiting, 0, training=1, stop=threading.Event())
     assert time.monotonic() - started >= 0.25
     stop = threading.Event()
     stop.set()
     _on_devices(study, [placement.label(0)])
-    assert not placement.wait_for_room(waiting, 0, others=1, stop=stop)
+    assert not placement.wait_for_room(waiting, 0, training=1, stop=stop)
     assert study.trials[waiting.number].user_attrs[DEVICE_ATTR] == placement.label(0)  # back after waiting
 
 
@@ -200,19 +200,45 @@ def test_trials_that_ran_out_of_memory_together_train_again_in_the_order_of_thei
         study.tell(first, 1.0)
 
     threading.Timer(0.3, first_trains_then_finishes).start()
-    assert placement.wait_for_room(second, 0, others=1, stop=threading.Event())
+    assert placement.wait_for_room(second, 0, training=1, stop=threading.Event())
     events.append("second trains")
     assert events == ["first trains", "first finished", "second trains"]
 
 
-def test_a_lost_workers_trial_does_not_hold_the_device(tmp_path: Path) -> None:
-    # Its worker died: no heartbeat for the grace period. The waiting trial fails it, as a trial start would.
+def test_a_trial_waits_for_the_trials_that_train_not_for_those_that_wait() -> None:
+    # It ran out of memory beside one training trial and one waiting trial (with a higher number): it trains again
+    # once the training one has finished, not at once.
+    study = optuna.create_study()
+    placement = DevicePlacement("cuda", 1, gpu_ids=["GPU-a"], poll=0.05)
+    first = study.ask()
+    training, _ = _on_devices(study, [placement.label(0), f"{placement.label(0)} {WAITING}"])
+    started = time.monotonic()
+    threading.Timer(0.3, lambda: study.tell(training, 1.0)).start()
+    assert placement.wait_for_room(first, 0, training=1, stop=threading.Event())
+    assert time.monotonic() - started >= 0.25
+
+
+def _lost_trial(tmp_path: Path, device: str) -> tuple[optuna.Study, optuna.Trial]:
+    """A study with heartbeats (1 s, grace 2 s) and one running trial on ``device`` whose worker beat once, then
+    died."""
     storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path}/optuna.db", heartbeat_interval=1, grace_period=2)
     study = optuna.create_study(storage=storage)
+    (lost,) = _on_devices(study, [device])
+    storage.record_heartbeat(lost._trial_id)
+    return study, lost
+
+
+@pytest.mark.parametrize("lost_trial", ["training", "waiting"])
+def test_a_lost_workers_trial_does_not_hold_the_device(tmp_path: Path, lost_trial: str) -> None:
+    # Its worker died: no heartbeat for the grace period. A trial that waits for room (behind a training trial) or
+    # for a device (behind a waiting trial) fails it, as the start of a trial would.
     placement = DevicePlacement("cuda", 1, gpu_ids=["GPU-a"], poll=0.2)
-    (lost,) = _on_devices(study, [placement.label(0)])
-    storage.record_heartbeat(lost._trial_id)  # its only beat
+    label = placement.label(0)
+    study, lost = _lost_trial(tmp_path, label if lost_trial == "training" else f"{label} {WAITING}")
     started = time.monotonic()
-    assert placement.wait_for_room(study.ask(), 0, others=1, stop=threading.Event())
+    if lost_trial == "training":
+        assert placement.wait_for_room(study.ask(), 0, training=1, stop=threading.Event())
+    else:
+        assert placement.claim(study.ask(), threading.Event()) == 0
     assert 1.5 < time.monotonic() - started < 30
     assert study.trials[lost.number].state == TrialState.FAIL

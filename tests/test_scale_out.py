@@ -158,23 +158,23 @@ def test_a_database_restart_costs_retries_not_the_study(postgres_cluster, tmp_pa
     assert not [r for r in children if r.info.status == "RUNNING"]
 
 
-def _taken_by_two_threads_at_once(study: optuna.Study) -> list[int]:
-    """The queued trials two threads take when they ask for one at the same moment."""
+def _two_threads_at_once(call: Callable[[], object]) -> list[object]:
+    """What ``call`` returns in two threads that call it at the same moment."""
     import threading
 
-    taken: list[int | None] = []
+    results: list[object] = []
     barrier = threading.Barrier(2)
 
-    def take() -> None:
+    def run() -> None:
         barrier.wait()
-        taken.append(study._pop_waiting_trial_id())
+        results.append(call())
 
-    threads = [threading.Thread(target=take) for _ in range(2)]
+    threads = [threading.Thread(target=run) for _ in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return [trial_id for trial_id in taken if trial_id is not None]
+    return results
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
@@ -193,6 +193,27 @@ def test_a_queued_trial_is_taken_by_one_thread_only(
     study = optuna.create_study(storage=open_storage(url, Heartbeat(), None, lambda *_: None), study_name="queue")
     for round in range(50):
         study.enqueue_trial({"x": round})
-        taken = _taken_by_two_threads_at_once(study)
+        taken = [trial_id for trial_id in _two_threads_at_once(study._pop_waiting_trial_id) if trial_id is not None]
         assert len(taken) == 1, f"round {round}: both threads took trial {taken}"
         study.tell(study.trials[-1].number, state=TrialState.FAIL)
+
+
+def test_a_lost_trial_is_failed_and_queued_again_once(tmp_path: Path) -> None:
+    # Failing a stale trial reads that it is RUNNING, then marks it FAIL: without a lock on SQLite two workers
+    # both failed it and queued its parameters twice.
+    from sweeplab._storage import open_storage
+    from sweeplab.spec._schema import Heartbeat
+
+    recovered: list[int] = []
+    storage = open_storage(
+        f"sqlite:///{tmp_path}/optuna.db", Heartbeat(interval=1, grace=2), None, lambda _, t: recovered.append(t.number)
+    )
+    study = optuna.create_study(storage=storage, study_name="lost")
+    for _ in range(2):
+        lost = [study.ask() for _ in range(15)]
+        for trial in lost:
+            storage.record_heartbeat(trial._trial_id)  # one beat, then the worker is gone
+        time.sleep(3.2)  # past the grace period, in SQLite's whole seconds
+        _two_threads_at_once(lambda: optuna.storages.fail_stale_trials(study))
+        assert sorted(recovered) == sorted(t.number for t in lost), "a lost trial was recovered twice"
+        recovered.clear()

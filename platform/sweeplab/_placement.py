@@ -13,6 +13,7 @@ import contextlib
 import gc
 import platform
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from contextvars import ContextVar
@@ -60,7 +61,7 @@ def release_device_memory() -> None:
     allocator keeps freed blocks until asked."""
     import torch
 
-    if torch.cuda.is_available():
+    if torch.cuda.is_initialized():
         gc.collect()
         torch.cuda.empty_cache()
 
@@ -109,7 +110,7 @@ class DevicePlacement:
         if not self.gpu_ids:
             trial.set_user_attr(DEVICE_ATTR, self.label(None))
             return None
-        while not stop.is_set():
+        while True:
             with self._choosing, self._lock():
                 running = self._others(trial)
                 load = {i: sum(self._on(t, i, waiting=None) for t in running) for i in range(len(self.gpu_ids))}
@@ -117,34 +118,48 @@ class DevicePlacement:
                 if not any(self._on(t, index, waiting=True) for t in running):
                     trial.set_user_attr(DEVICE_ATTR, self.label(index))
                     return index
-            stop.wait(self.poll)
-        return None
+            if self._pause(trial, stop):
+                return None
 
-    def others_on(self, trial: optuna.Trial, index: int | None) -> int:
-        """How many other trials of the study are on the device of ``trial``: training, or waiting for memory (a
-        trial that has just freed its memory to wait may be why this one ran out)."""
-        return sum(self._on(t, index, waiting=None) for t in self._others(trial))
+    def others_on(self, trial: optuna.Trial, index: int | None) -> tuple[int, int]:
+        """How many other trials of the study are on the device of ``trial``: (training, waiting for memory)."""
+        running = self._others(trial)
+        training = sum(self._on(t, index, waiting=False) for t in running)
+        return training, sum(self._on(t, index, waiting=True) for t in running)
 
-    def wait_for_room(self, trial: optuna.Trial, index: int | None, others: int, stop: threading.Event) -> bool:
-        """Wait until fewer than ``others`` other trials train on the device and no trial with a lower number waits
-        for it (two trials that ran out of memory together train again one after the other, in the order of their
-        numbers). Trials of lost workers are failed meanwhile, as at the start of a trial, so that a dead worker's
-        trial does not hold the device. False when ``stop`` is set first."""
-        from optuna.storages import fail_stale_trials
-
+    def wait_for_room(self, trial: optuna.Trial, index: int | None, training: int, stop: threading.Event) -> bool:
+        """Wait until fewer than ``training`` other trials train on the device and no trial with a lower number
+        waits for it (trials that ran out of memory together train again one after the other, in the order of
+        their numbers). False when ``stop`` is set first."""
         trial.set_user_attr(DEVICE_ATTR, f"{self.label(index)} {WAITING}")
         try:
             while True:
-                fail_stale_trials(trial.study)
                 running = self._others(trial)
-                training = sum(self._on(t, index, waiting=False) for t in running)
+                now_training = sum(self._on(t, index, waiting=False) for t in running)
                 ahead = any(self._on(t, index, waiting=True) and t.number < trial.number for t in running)
-                if training < others and not ahead:
+                if now_training < training and not ahead:
                     return True
-                if stop.wait(self.poll):
+                if self._pause(trial, stop):
                     return False
         finally:
             trial.set_user_attr(DEVICE_ATTR, self.label(index))
+
+    def _pause(self, trial: optuna.Trial, stop: threading.Event) -> bool:
+        """Wait one poll interval (True: ``stop`` was set), after failing the trials of lost workers as Optuna does
+        before each new trial: a dead worker's trial must not hold a device that others wait for."""
+        from optuna.exceptions import ExperimentalWarning
+        from optuna.storages import fail_stale_trials
+
+        from sweeplab._storage import lost_connection
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ExperimentalWarning)
+                fail_stale_trials(trial.study)
+        except Exception as error:  # the database is away for a moment: keep waiting, as the runner does
+            if lost_connection(error) is None:
+                raise
+        return stop.wait(self.poll)
 
     def _on(self, other: optuna.trial.FrozenTrial, index: int | None, waiting: bool | None) -> bool:
         """Whether ``other`` is on device ``index``: training (``waiting`` False), waiting for memory (True), or

@@ -273,17 +273,18 @@ class StudyRunner:
                         result = train(self.study, plan, self._data, BufferedMlflowLogger(buffer), callbacks, workdir)
                     break
                 except Exception as error:
-                    others = self.placement.others_on(trial, device) if is_out_of_memory(error) else 0
-                    if not others or attempt == MAX_ATTEMPTS:  # not memory, or it does not fit even alone
+                    # Trials that wait count as others: one that has just freed its memory may be why this one ran out.
+                    training, waiting = self.placement.others_on(trial, device) if is_out_of_memory(error) else (0, 0)
+                    if not training + waiting or attempt == MAX_ATTEMPTS:  # not memory, or it does not fit alone
                         raise
-                    where = self.placement.label(device)
+                    where, others = self.placement.label(device), training + waiting
                     reason = f"out of memory on {where} beside {others} other trial(s), attempt {attempt}: {error}"
                 # After the except block: the error's traceback no longer holds the attempt's tensors.
                 self._close_run(buffer, "KILLED", {"sweeplab.state": "RETRIED", "sweeplab.reason": reason})
                 buffer = None
                 self.console.print(f"[yellow]trial {trial.number}:[/] {reason.split(': ')[0]}; waiting to train again")
                 release_device_memory()
-                if not self.placement.wait_for_room(trial, device, others, self.interrupt.event):
+                if not self.placement.wait_for_room(trial, device, max(training, 1), self.interrupt.event):
                     raise StudyInterrupted()
             values = [result.metrics[m] for m in self.study.metrics]
             if not all(math.isfinite(v) for v in values):

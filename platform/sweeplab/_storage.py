@@ -139,9 +139,11 @@ def open_storage(
         def set_trial_state_values(
             self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
         ) -> bool:
-            # Taking a queued trial reads that it is WAITING, then marks it RUNNING. SQLite ignores Optuna's row
-            # lock (SELECT ... FOR UPDATE), so two threads or processes could both take it and train it twice.
-            if state != TrialState.RUNNING:
+            # Taking a queued trial reads that it is WAITING, then marks it RUNNING; failing a stale trial reads
+            # that it is RUNNING, then marks it FAIL. SQLite ignores Optuna's row lock (SELECT ... FOR UPDATE), so
+            # two threads or processes could both take a queued trial and train it twice, or both fail a lost
+            # trial and queue its retry twice.
+            if state not in (TrialState.RUNNING, TrialState.FAIL):
                 return super().set_trial_state_values(trial_id, state, values)
             with study_lock(url, "trial-start"):
                 return super().set_trial_state_values(trial_id, state, values)
