@@ -142,8 +142,8 @@ def open_storage(
             # Taking a queued trial reads that it is WAITING, then marks it RUNNING; failing a stale trial reads
             # that it is RUNNING, then marks it FAIL. SQLite ignores Optuna's row lock (SELECT ... FOR UPDATE), so
             # two threads or processes could both take a queued trial and train it twice, or both fail a lost
-            # trial and queue its retry twice.
-            if state not in (TrialState.RUNNING, TrialState.FAIL):
+            # trial and queue its retry twice. (PostgreSQL honours the row lock.)
+            if state not in (TrialState.RUNNING, TrialState.FAIL) or is_postgresql(url):
                 return super().set_trial_state_values(trial_id, state, values)
             with study_lock(url, "trial-start"):
                 return super().set_trial_state_values(trial_id, state, values)
