@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import optuna
 import torch
@@ -75,14 +76,14 @@ def sweep_seconds(mode: str, k: int, arguments: argparse.Namespace, folder: Path
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     stores = ["--storage", f"sqlite:///{folder}/optuna.db", "--tracking-uri", f"sqlite:///{folder}/mlflow.db"]
     sweeplab = [sys.executable, "-m", "sweeplab"]
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE, "text": True}
+    quiet: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE, "text": True}
     if mode == "workers":  # the study, its tables and parent run first: the workers then only load them
-        subprocess.run([*sweeplab, "worker", str(path), *stores, "--create-only"], check=True, **quiet)  # type: ignore[call-overload]
+        subprocess.run([*sweeplab, "worker", str(path), *stores, "--create-only"], check=True, **quiet)
         commands = [[*sweeplab, "worker", str(path), *stores]] * k
     else:
         commands = [[*sweeplab, "run", str(path), *stores]]
     started = time.perf_counter()
-    processes = [subprocess.Popen(command, **quiet) for command in commands]  # type: ignore[call-overload]
+    processes = [subprocess.Popen(command, **quiet) for command in commands]
     errors = [process.communicate()[1] for process in processes]
     seconds = time.perf_counter() - started
     failed = [error for process, error in zip(processes, errors, strict=True) if process.returncode != 0]

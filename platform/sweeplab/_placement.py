@@ -113,7 +113,7 @@ class DevicePlacement:
         while True:
             with self._choosing, self._lock():
                 running = self._others(trial)
-                load = {i: sum(self._on(t, i, waiting=None) for t in running) for i in range(len(self.gpu_ids))}
+                load = {i: self._count(running, i, waiting=None) for i in range(len(self.gpu_ids))}
                 index = min(load, key=lambda i: (load[i], i))
                 if not any(self._on(t, index, waiting=True) for t in running):
                     trial.set_user_attr(DEVICE_ATTR, self.label(index))
@@ -124,8 +124,7 @@ class DevicePlacement:
     def others_on(self, trial: optuna.Trial, index: int | None) -> tuple[int, int]:
         """How many other trials of the study are on the device of ``trial``: (training, waiting for memory)."""
         running = self._others(trial)
-        training = sum(self._on(t, index, waiting=False) for t in running)
-        return training, sum(self._on(t, index, waiting=True) for t in running)
+        return self._count(running, index, waiting=False), self._count(running, index, waiting=True)
 
     def wait_for_room(self, trial: optuna.Trial, index: int | None, training: int, stop: threading.Event) -> bool:
         """Wait until fewer than ``training`` other trials train on the device and no trial with a lower number
@@ -135,7 +134,7 @@ class DevicePlacement:
         try:
             while True:
                 running = self._others(trial)
-                now_training = sum(self._on(t, index, waiting=False) for t in running)
+                now_training = self._count(running, index, waiting=False)
                 ahead = any(self._on(t, index, waiting=True) and t.number < trial.number for t in running)
                 if now_training < training and not ahead:
                     return True
@@ -160,6 +159,9 @@ class DevicePlacement:
             if lost_connection(error) is None:
                 raise
         return stop.wait(self.poll)
+
+    def _count(self, trials: list[optuna.trial.FrozenTrial], index: int | None, waiting: bool | None) -> int:
+        return sum(self._on(t, index, waiting) for t in trials)
 
     def _on(self, other: optuna.trial.FrozenTrial, index: int | None, waiting: bool | None) -> bool:
         """Whether ``other`` is on device ``index``: training (``waiting`` False), waiting for memory (True), or
