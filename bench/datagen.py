@@ -37,9 +37,9 @@ from typing import Any
 
 import numpy as np
 
-from sweeplab.data.darcy import DarcyParams, darcy_sample, generate_darcy
-from sweeplab.data.families import random_systems
-from sweeplab.data.solvers import (
+from sweeplab.datagen.darcy import DarcyParams, darcy_sample, generate_darcy
+from sweeplab.datagen.families import random_systems
+from sweeplab.datagen.solvers import (
     ConvergenceError,
     LinearSystem,
     choose_method,

@@ -32,8 +32,8 @@ import torch
 import yaml
 from rich.console import Console
 
-from sweeplab._runner import StudyRunner
 from sweeplab.data import load_dataset
+from sweeplab.run import StudyRunner
 from sweeplab.spec import load_study
 from sweeplab_modules.losses import relative_l2
 from sweeplab_modules.operators.fno import FNO2d

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from sweeplab._runner import run_study
+from sweeplab.run import run_study
 from sweeplab.spec import load_study
 
 STUDY = Path(__file__).resolve().parents[1] / "studies" / "darcy_architectures_paper.yaml"

@@ -29,7 +29,7 @@ def _variant(base: dict, name: str, strategy: str, sampler: str, trials: int, ep
 def main() -> None:
     import optuna
 
-    from sweeplab._runner import run_study
+    from sweeplab.run import run_study
     from sweeplab.spec import parse_study
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -105,7 +105,7 @@ def pool_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     import concurrent.futures
     from concurrent.futures import ProcessPoolExecutor
 
-    from sweeplab.data import darcy
+    from sweeplab.datagen import darcy
 
     # Tiny samples never pay for a pool on their own: lower the threshold so that workers=2 really starts one.
     monkeypatch.setattr(darcy, "_MIN_SERIAL_SECONDS_FOR_POOL", 0.0)
@@ -133,7 +133,7 @@ class RecordedStudy:
 @pytest.fixture(scope="session")
 def recorded_tiny_study(tmp_path_factory: pytest.TempPathFactory) -> RecordedStudy:
     """TINY_STUDY run once per session into its own SQLite stores, for tests that read what a run recorded."""
-    from sweeplab._runner import run_study
+    from sweeplab.run import run_study
     from sweeplab.spec import load_study
 
     folder = tmp_path_factory.mktemp("recorded-tiny")

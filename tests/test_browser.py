@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from sweeplab._ui import free_port
 from sweeplab.cli import main
+from sweeplab.commands._ui import free_port
 from sweeplab.compare import report_name
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -11,8 +11,8 @@ import pytest
 from pydantic import ValidationError
 
 from sweeplab.data import load_dataset
-from sweeplab.data._batched import sample_rng
-from sweeplab.data.burgers import BurgersParams, generate_burgers, random_initial_condition, solve_burgers
+from sweeplab.datagen._batched import sample_rng
+from sweeplab.datagen.burgers import BurgersParams, generate_burgers, random_initial_condition, solve_burgers
 
 SMALL = {"n_train": 3, "n_val": 1, "n_test": 2, "fine_resolution": 256, "resolution": 64, "dt": 0.05}
 

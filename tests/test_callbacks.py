@@ -11,8 +11,8 @@ pl = pytest.importorskip("pytorch_lightning")
 
 from conftest import bare_trainer  # noqa: E402
 
-from sweeplab._callbacks import GuardCallback, NonFiniteLoss, StudyInterrupted  # noqa: E402
 from sweeplab.data.datamodule import InMemoryBatches  # noqa: E402
+from sweeplab.training._callbacks import GuardCallback, NonFiniteLoss, StudyInterrupted  # noqa: E402
 
 
 class DivergesAt(pl.LightningModule):

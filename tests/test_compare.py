@@ -17,7 +17,6 @@ from mlflow.tracking import MlflowClient
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
-from sweeplab._runner import INTERRUPTED_ATTR, PARENT_RUN_ATTR, RUN_ATTR, run_study
 from sweeplab.cli import main
 from sweeplab.compare import (
     CompareError,
@@ -35,6 +34,8 @@ from sweeplab.compare import (
     study_plots,
     with_cka,
 )
+from sweeplab.record import INTERRUPTED_ATTR, PARENT_RUN_ATTR, RUN_ATTR
+from sweeplab.run import run_study
 from sweeplab.spec import load_study
 from sweeplab.tracking import Tracker
 

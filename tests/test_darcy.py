@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from sweeplab.data._grf import gaussian_random_field, grf_spectral_scale, sample_gaussian_random_field
-from sweeplab.data.darcy import DarcyParams, darcy_sample, generate_darcy, solve_darcy
+from sweeplab.datagen._grf import gaussian_random_field, grf_spectral_scale, sample_gaussian_random_field
+from sweeplab.datagen.darcy import DarcyParams, darcy_sample, generate_darcy, solve_darcy
 
 SMALL = {"n_train": 5, "n_val": 2, "n_test": 3, "fine_resolution": 33, "resolution": 17}
 

@@ -20,11 +20,11 @@ from sweeplab.data import (
     DATASETS,
     OperatorData,
     _cache,
-    darcy,
     dataset_identity,
     default_data_dir,
     load_dataset,
 )
+from sweeplab.datagen import darcy
 
 TINY = {"n_train": 4, "n_val": 2, "n_test": 3, "fine_resolution": 17, "resolution": 9, "seed": 1}
 ARRAY_KEYS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
@@ -112,6 +112,28 @@ def test_identity_ignores_workers_and_fills_in_defaults() -> None:
     assert dataset_identity("darcy", {}) == dataset_identity("darcy", darcy.DarcyParams().model_dump())
     assert dataset_identity("darcy", {"alpha": 2}) == dataset_identity("darcy", {"alpha": 2.0})
     assert len(base) == 16 and int(base, 16) >= 0
+
+
+# Identities of data sets cached before the generators moved from sweeplab.data to sweeplab.datagen: the key
+# hashes name, parameters and version, never where the generator lives, so these files keep their names.
+KNOWN_IDENTITIES = [
+    ("darcy", TINY, "d9df28f612b3da8c"),
+    ("darcy", {}, "fd96fad5ec9d7e83"),
+    ("burgers", {}, "b84efeb1c7855caa"),
+    ("navier_stokes", {}, "10cd0e4dbdaf47d7"),
+    ("digits", {}, "16540a34f0b848ea"),
+    ("mnist5k", {}, "42d45378d319026a"),
+    ("feature_strengths", {}, "a4c3695ef91fa9af"),
+]
+
+
+@pytest.mark.parametrize(("name", "params", "identity"), KNOWN_IDENTITIES)
+def test_identities_of_cached_data_sets_stay_the_same(name: str, params: dict[str, Any], identity: str) -> None:
+    assert dataset_identity(name, params) == identity
+
+
+def test_known_identities_cover_every_data_set() -> None:
+    assert {name for name, _, _ in KNOWN_IDENTITIES} == set(DATASETS)
 
 
 def test_identity_changes_with_the_entry_version(monkeypatch: pytest.MonkeyPatch) -> None:

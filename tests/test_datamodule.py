@@ -15,10 +15,10 @@ from pydantic import ValidationError
 from torch import Tensor, nn
 
 from sweeplab.data import DATASETS, OperatorData, TimeWindow, dataset_identity, load_dataset
-from sweeplab.data.burgers import BurgersParams, generate_burgers
-from sweeplab.data.darcy import DarcyParams, generate_darcy
 from sweeplab.data.datamodule import OperatorDataModule
-from sweeplab.data.navier_stokes import NavierStokesParams
+from sweeplab.datagen.burgers import BurgersParams, generate_burgers
+from sweeplab.datagen.darcy import DarcyParams, generate_darcy
+from sweeplab.datagen.navier_stokes import NavierStokesParams
 from sweeplab_modules.registry import build_model
 from sweeplab_modules.tasks.operator import OperatorLearning
 from sweeplab_modules.training import TrainingConfig
@@ -319,7 +319,7 @@ def test_a_study_records_the_test_resolution_metrics_and_the_data_set_in_mlflow(
     from conftest import TINY_STUDY, write_study
     from mlflow.tracking import MlflowClient
 
-    from sweeplab._runner import run_study
+    from sweeplab.run import run_study
     from sweeplab.spec import load_study
 
     text = TINY_STUDY.replace("seed: 0}", "seed: 0, test_resolutions: [33]}").replace("n_trials: 3", "n_trials: 1")

@@ -5,6 +5,7 @@ Shapes, gradients and fitting of the registered presets are covered for every op
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import pytest
@@ -13,7 +14,14 @@ from torch.nn import functional as F
 
 from sweeplab_modules.layers.branch_trunk import periodic_features
 from sweeplab_modules.layers.sensors import grid_points, sample_on_sensors
-from sweeplab_modules.operators.deeponet import DeepONet1d, DeepONet2d, MultiONet1d, MultiONet2d
+from sweeplab_modules.operators.deeponet import (
+    DeepONet,
+    DeepONet1d,
+    DeepONet2d,
+    MultiONet,
+    MultiONet1d,
+    MultiONet2d,
+)
 
 SMALL = {
     DeepONet1d: {
@@ -208,6 +216,28 @@ def test_paper_configurations_have_the_published_parameter_counts() -> None:
     assert count(DeepONet2d(1, 1)) == 682_753
     # DeepONet, Burgers: branch 128 -> 128 x 3 -> 128, trunk 4 periodic features -> 128 x 2 -> 128, bias.
     assert count(DeepONet1d(1, 1)) == 4 * (128 * 128 + 128) + (4 * 128 + 128) + 2 * (128 * 128 + 128) + 1
+
+
+@pytest.mark.parametrize("variant", CLASSES)
+def test_a_variant_is_its_generic_class_at_a_fixed_dimension(variant: type) -> None:
+    generic = DeepONet if issubclass(variant, DeepONet) else MultiONet
+    defaults = {
+        name: parameter.default
+        for name, parameter in inspect.signature(variant).parameters.items()
+        if parameter.default is not inspect.Parameter.empty
+    }
+    torch.manual_seed(0)
+    expected = variant(2, 3).state_dict()
+    torch.manual_seed(0)
+    built = generic(2, 3, spatial_dims=dims_of(variant), **defaults).state_dict()
+    assert list(built) == list(expected)  # the same checkpoint keys
+    assert all(torch.equal(built[key], expected[key]) for key in expected)
+
+
+def test_the_1d_variants_default_to_the_periodic_grid_of_burgers() -> None:
+    # Both published 1D settings are Burgers on x_j = j / n (periodic): MultiONet1d once defaulted to a closed grid.
+    assert DeepONet1d(1, 1).periodic and MultiONet1d(1, 1).periodic
+    assert not DeepONet2d(1, 1).periodic and not MultiONet2d(1, 1).periodic
 
 
 @pytest.mark.parametrize(

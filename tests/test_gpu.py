@@ -9,7 +9,7 @@ import torch
 from conftest import TINY_STUDY, write_study
 from mlflow.tracking import MlflowClient
 
-from sweeplab._runner import run_study
+from sweeplab.run import run_study
 from sweeplab.spec import load_study
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

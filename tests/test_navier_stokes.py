@@ -12,8 +12,8 @@ import torch
 from pydantic import ValidationError
 
 from sweeplab.data import DATASETS, load_dataset
-from sweeplab.data._batched import sample_rng
-from sweeplab.data.navier_stokes import (
+from sweeplab.datagen._batched import sample_rng
+from sweeplab.datagen.navier_stokes import (
     NavierStokesParams,
     generate_navier_stokes,
     random_initial_vorticity,

@@ -17,8 +17,9 @@ from conftest import write_study
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from sweeplab._placement import DEVICE_ATTR, WAITING, DevicePlacement
-from sweeplab._runner import REASON_ATTR, RUN_ATTR, run_study
+from sweeplab.record import DEVICE_ATTR, REASON_ATTR, RUN_ATTR
+from sweeplab.run import run_study
+from sweeplab.run._placement import WAITING, DevicePlacement
 from sweeplab.spec import load_study
 from sweeplab_modules import registry
 

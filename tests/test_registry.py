@@ -4,19 +4,25 @@ set serves it. (Every preset is built and trained in test_operators.py.)"""
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 
 import pytest
+from conftest import write_study
 
 from sweeplab.data import DATASETS
+from sweeplab.spec import StudyError, load_study
 from sweeplab_modules.registry import (
     INJECTED_PARAMETERS,
     MODELS,
     TASKS,
+    build_model,
     constructor_parameters,
+    fixed_arguments,
     import_target,
 )
 
 MODEL_NAMES = sorted(MODELS)
+VARIANTS = [name for name in MODEL_NAMES if fixed_arguments(MODELS[name].target)]
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
@@ -52,3 +58,40 @@ def test_every_preset_is_covered_by_the_operator_preset_tests() -> None:
     # test_operators.py builds, trains and overfits every operator preset; presets of another task need a test.
     with_presets = {name: MODELS[name].task for name in MODEL_NAMES if MODELS[name].presets}
     assert with_presets and set(with_presets.values()) == {"operator"}, with_presets
+
+
+def test_the_dimension_variants_are_variants() -> None:
+    assert set(VARIANTS) >= {"fno1d", "fno2d", "deeponet1d", "deeponet2d", "multionet1d", "multionet2d"}
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_a_variant_fixes_its_dimension_and_takes_its_defaults_from_a_preset(name: str) -> None:
+    entry = MODELS[name]
+    variant = import_target(entry.target)
+    assert fixed_arguments(entry.target) == dict(variant.fixed_arguments) == {"spatial_dims": entry.spatial_dims}
+    # No second parameter list to drift: the variant's body declares no constructor.
+    assert "def __init__" not in inspect.getsource(variant)
+    # Published settings are written in the registry only: the variant's defaults are its preset's values.
+    model, preset = variant.defaults_preset
+    assert model == name
+    defaults = inspect.signature(variant).parameters
+    assert {key: defaults[key].default for key in entry.presets[preset]} == dict(entry.presets[preset])
+    assert "spatial_dims" not in constructor_parameters(entry.target)
+    with pytest.raises(TypeError, match=f"fixes spatial_dims={entry.spatial_dims}"):
+        build_model(name, 1, 1, spatial_dims=3)
+
+
+def test_a_study_cannot_set_an_argument_its_variant_fixes(tmp_path: Path) -> None:
+    study = """
+        name: fixed
+        objective: {metric: val_rel_l2, direction: minimize}
+        data: {name: burgers}
+        models:
+          - name: deeponet1d
+            params: {spatial_dims: 2}
+        budget: {n_trials: 1}
+    """
+    # Rejected at its line and field, saying that the registered name fixes it.
+    expected = r"study.yaml:7 models\[0\]\.params\.spatial_dims: deeponet1d fixes spatial_dims to 1"
+    with pytest.raises(StudyError, match=expected):
+        load_study(write_study(tmp_path, study))

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from conftest import REPO
 
 from sweeplab.data import load_dataset
-from sweeplab.data.features import FeatureStrengthsParams, generate_feature_strengths
+from sweeplab.datagen.features import FeatureStrengthsParams, generate_feature_strengths
 from sweeplab_modules.representations import (
     ConvEncoder,
     ConvStitchingPair,

@@ -11,9 +11,9 @@ import torch
 from conftest import write_study
 from mlflow.tracking import MlflowClient
 
-from sweeplab._runner import run_study
 from sweeplab.data import load_dataset
 from sweeplab.data.datamodule import OperatorDataModule
+from sweeplab.run import run_study
 from sweeplab.spec import load_study
 from sweeplab_modules.registry import build_model
 from sweeplab_modules.tasks.classification import ClassIncrementalLearning

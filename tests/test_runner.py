@@ -20,9 +20,10 @@ from conftest import TINY_STUDY, write_study
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from sweeplab._runner import INTERRUPTED_ATTR, REASON_ATTR, RETRY_OF_ATTR, RUN_ATTR, run_study
-from sweeplab._ui import free_port
+from sweeplab.commands._ui import free_port
 from sweeplab.data import load_dataset
+from sweeplab.record import INTERRUPTED_ATTR, REASON_ATTR, RETRY_OF_ATTR, RUN_ATTR
+from sweeplab.run import run_study
 from sweeplab.spec import load_study
 
 pytestmark = pytest.mark.slow
@@ -101,6 +102,18 @@ def test_best_trial_equals_the_best_child_run_and_has_the_checkpoint(tiny_run) -
     local = client.download_artifacts(parent.info.run_id, "study.resolved.yaml", str(folder))
     resolved = yaml.safe_load(Path(local).read_text())
     assert resolved["data"]["params"]["alpha"] == 2.0 and resolved["trainer"]["precision"] == "32-true"  # defaults
+
+
+def test_a_best_trials_checkpoint_is_written_before_its_run_ends(tiny_run) -> None:
+    _, _, tracking, _ = tiny_run
+    _, children = _runs(tracking, "tiny")
+    with_model = [run for run in children if MlflowClient(tracking).list_artifacts(run.info.run_id, "model")]
+    assert with_model, "no trial run has a model"
+    for run in with_model:
+        folder = Path(run.info.artifact_uri.removeprefix("file://")) / "model"
+        # MLflow copies an artifact with its source's modification time; the inode's change time is the copy's.
+        written_ms = max(path.stat().st_ctime for path in folder.iterdir()) * 1000
+        assert written_ms <= run.info.end_time + 1, "the run ended before its checkpoint was written"
 
 
 def test_a_short_study_learns_darcy(tmp_path: Path) -> None:

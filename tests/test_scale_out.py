@@ -18,7 +18,7 @@ from conftest import TINY_STUDY, write_study
 from mlflow.tracking import MlflowClient
 from optuna.trial import FrozenTrial, TrialState
 
-from sweeplab._runner import RETRY_OF_ATTR, RUN_ATTR, finished_trials
+from sweeplab.record import RETRY_OF_ATTR, RUN_ATTR, finished_trials
 
 pytestmark = pytest.mark.slow
 
@@ -189,7 +189,7 @@ def test_a_queued_trial_is_taken_by_one_thread_only(
 ) -> None:
     # Optuna takes a queued trial by reading that it is WAITING, then marking it RUNNING; without a lock two
     # threads took the same one in about a quarter of the rounds on SQLite (and trained it twice).
-    from sweeplab._storage import open_storage
+    from sweeplab.run._storage import open_storage
     from sweeplab.spec._schema import Heartbeat
 
     if backend == "postgresql":
@@ -207,8 +207,8 @@ def test_a_queued_trial_is_taken_by_one_thread_only(
 def test_a_lost_trial_is_failed_and_queued_again_once(tmp_path: Path) -> None:
     # Failing a stale trial reads that it is RUNNING, then marks it FAIL: without a lock on SQLite two workers
     # both failed it and queued its parameters twice.
-    from sweeplab._recovery import StaleTrialRecovery
-    from sweeplab._storage import open_storage
+    from sweeplab.run._recovery import StaleTrialRecovery
+    from sweeplab.run._storage import open_storage
     from sweeplab.spec._schema import Heartbeat
 
     recovery = StaleTrialRecovery(lambda *_: None, max_retry=3, grace=2)

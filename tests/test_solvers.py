@@ -10,17 +10,17 @@ import numpy as np
 import pytest
 from scipy.sparse.linalg import LinearOperator, eigsh, gmres, onenormest, splu
 
-from sweeplab.data.darcy import DarcyParams, generate_darcy, solve_darcy
-from sweeplab.data.families import helmholtz_system, random_systems
-from sweeplab.data.solvers import (
+from sweeplab.datagen.darcy import DarcyParams, generate_darcy, solve_darcy
+from sweeplab.datagen.families import helmholtz_system, random_systems
+from sweeplab.datagen.solvers import (
     SOLVER_METHODS,
     ConvergenceError,
     LinearSystem,
-    _GcroDr,
     choose_method,
     greedy_order,
     solve_sequence,
 )
+from sweeplab.datagen.solvers._gcrodr import GcroDr
 
 TOLERANCE = 1e-9
 # Small systems of each family (576 - 1600 unknowns); Helmholtz with k0 = 5 has one negative eigenvalue.
@@ -93,7 +93,7 @@ def test_gcro_dr_without_recycling_is_gmres() -> None:
 
 def test_recycled_space_satisfies_the_gcro_dr_invariants_and_holds_the_slowest_eigenvectors() -> None:
     systems = random_systems("darcy_lognormal", 2, 34)
-    solver = _GcroDr(restart=40, recycle_dimension=20)
+    solver = GcroDr(restart=40, recycle_dimension=20)
     for system in systems:
         solver.solve(system.matrix, system.rhs, 1e-10, 10_000)
     kept = solver._kept
@@ -116,10 +116,10 @@ def test_recycling_cuts_the_iterations_of_later_systems() -> None:
     # The same matrix with a new right-hand side: the recycle space of the first solve saves iterations.
     system = systems[0]
     new_rhs = np.random.default_rng(0).standard_normal(system.unknowns)
-    solver = _GcroDr(restart=40, recycle_dimension=20)
+    solver = GcroDr(restart=40, recycle_dimension=20)
     _, first = solver.solve(system.matrix, system.rhs, 1e-8, 10_000)
     _, again = solver.solve(system.matrix, new_rhs, 1e-8, 10_000)
-    _, without = _GcroDr(restart=40, recycle_dimension=0).solve(system.matrix, new_rhs, 1e-8, 10_000)
+    _, without = GcroDr(restart=40, recycle_dimension=0).solve(system.matrix, new_rhs, 1e-8, 10_000)
     assert again < 0.85 * first and again < 0.5 * without
 
 

@@ -143,8 +143,9 @@ def test_self_tuning_study_logs_the_schedule_records_the_trial_and_replays(tmp_p
     import optuna
     from mlflow.tracking import MlflowClient
 
-    from sweeplab._runner import RUN_ATTR, run_study
     from sweeplab.cli import main
+    from sweeplab.record import RUN_ATTR
+    from sweeplab.run import run_study
     from sweeplab.spec import parse_study
 
     storage, tracking = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"

@@ -13,7 +13,8 @@ import yaml
 from conftest import REPO, write_study
 from optuna.trial import TrialState
 
-from sweeplab._runner import REASON_ATTR, run_study
+from sweeplab.record import REASON_ATTR
+from sweeplab.run import run_study
 from sweeplab.spec import load_study
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]

@@ -3,7 +3,9 @@
 An entry names its class by import path; the class is imported only when a model is built. The constructor's
 parameters are read from the source with `ast` (see `constructor_parameters`), so `sweeplab validate` checks a
 study's model parameters against the real, typed constructor in a fraction of a second, and there is no second
-copy of the parameter list to drift out of date (a test compares it with `inspect.signature`).
+copy of the parameter list to drift out of date (a test compares it with `inspect.signature`). A registered
+variant (``FNO2d``: ``FNO`` at ``spatial_dims=2``) has its generic class's parameters less the ones it fixes,
+which a study cannot set, with a preset of this registry as defaults: published settings are written here only.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ __all__ = [
     "TaskEntry",
     "build_model",
     "constructor_parameters",
+    "fixed_arguments",
     "import_target",
 ]
 
@@ -89,7 +92,43 @@ def _literal(node: ast.expr) -> Any:
 
 @cache
 def constructor_parameters(target: str) -> dict[str, Parameter]:
-    """The keyword parameters of ``ClassName.__init__`` at ``target``, read from source without importing it."""
+    """The keyword parameters of ``ClassName.__init__`` at ``target``, read from source without importing it.
+
+    A variant (``class FNO2d(FNO, spatial_dims=2, preset=("fno2d", "reference")): ...``, see
+    ``sweeplab_modules.operators._variants``) has its generic class's parameters less the fixed ones, with the
+    preset's values as defaults.
+    """
+    module_name, node = _class_definition(target)
+    for item in node.body:
+        if isinstance(item, ast.FunctionDef) and item.name == "__init__":
+            return _parameters_of(item.args)
+    if not node.keywords:
+        raise LookupError(f"{target!r} must define __init__ or be a variant (its parameters are read from source)")
+    declaration = {keyword.arg: ast.literal_eval(keyword.value) for keyword in node.keywords}
+    model, preset = declaration.pop("preset", (None, None))
+    defaults = MODELS[model].presets[preset] if model is not None else {}
+    generic = constructor_parameters(_base_target(module_name, node))
+    return {
+        name: Parameter(name, parameter.annotation, defaults.get(name, parameter.default))
+        for name, parameter in generic.items()
+        if name not in declaration
+    }
+
+
+def fixed_arguments(target: str) -> dict[str, Any]:
+    """The constructor arguments that the variant at ``target`` fixes (a study cannot set them), read from source."""
+    module_name, node = _class_definition(target)
+    if _defines_init(node) or not node.keywords:
+        return {}
+    fixed = {keyword.arg: ast.literal_eval(keyword.value) for keyword in node.keywords if keyword.arg != "preset"}
+    return {**fixed_arguments(_base_target(module_name, node)), **fixed}
+
+
+def _defines_init(node: ast.ClassDef) -> bool:
+    return any(isinstance(item, ast.FunctionDef) and item.name == "__init__" for item in node.body)
+
+
+def _class_definition(target: str) -> tuple[str, ast.ClassDef]:
     module_name, _, class_name = target.partition(":")
     spec = importlib.util.find_spec(module_name)
     if spec is None or spec.origin is None:
@@ -98,11 +137,15 @@ def constructor_parameters(target: str) -> dict[str, Parameter]:
         tree = ast.parse(source.read(), filename=spec.origin)
     for node in tree.body:
         if isinstance(node, ast.ClassDef) and node.name == class_name:
-            for item in node.body:
-                if isinstance(item, ast.FunctionDef) and item.name == "__init__":
-                    return _parameters_of(item.args)
-            raise LookupError(f"{target!r} must define __init__ itself (its parameters are read from source)")
+            return module_name, node
     raise LookupError(f"no class {class_name!r} in {spec.origin}")
+
+
+def _base_target(module_name: str, variant: ast.ClassDef) -> str:
+    """The generic class of a variant: its first base, a class of the same module."""
+    if not variant.bases or not isinstance(variant.bases[0], ast.Name):
+        raise LookupError(f"variant {variant.name!r} must name its generic class as its first base")
+    return f"{module_name}:{variant.bases[0].id}"
 
 
 def _parameters_of(arguments: ast.arguments) -> dict[str, Parameter]:
@@ -331,6 +374,8 @@ MODELS: Mapping[str, ModelEntry] = _Registry(
         # DeepONet and MultiONet: "paper" presets are the authors' settings for Burgers in 1D (periodic grid) and
         # piecewise-constant Darcy on 29 x 29 sensors in 2D: DeepONet from Lu et al. 2022 (lu-group/deeponet-fno),
         # MultiONet from Zang & Koutsourelakis 2025 (yaohua32/DGenNO); see sweeplab_modules/operators/deeponet.py.
+        # They are also the defaults of the 1D and 2D variants (as "reference" is for FNO1d and FNO2d): the only
+        # place these settings are written.
         ModelEntry(
             name="deeponet1d",
             target="sweeplab_modules.operators.deeponet:DeepONet1d",

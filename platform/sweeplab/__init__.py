@@ -13,13 +13,13 @@ __version__ = "0.1.0"
 __all__ = ["Study", "StudyError", "__version__", "load_study", "run_study"]
 
 if TYPE_CHECKING:
-    from sweeplab._runner import run_study
+    from sweeplab.run import run_study
     from sweeplab.spec import Study, StudyError, load_study
 
 
 def __getattr__(name: str) -> Any:
     if name == "run_study":
-        from sweeplab._runner import run_study
+        from sweeplab.run import run_study
 
         return run_study
     if name in ("Study", "StudyError", "load_study"):

@@ -9,6 +9,8 @@ from functools import cache
 from importlib import metadata
 from pathlib import Path
 
+from sweeplab.record import COMMAND_TAG, GIT_COMMIT_TAG, GIT_DIRTY_TAG, HOST_TAG, VERSION_TAG_PREFIX
+
 _PACKAGES = ("sweeplab", "torch", "pytorch_lightning", "optuna", "mlflow", "numpy")
 
 
@@ -36,13 +38,13 @@ def git_state(directory: str | Path) -> dict[str, str]:
         dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
     except (OSError, subprocess.SubprocessError):
         return {}
-    return {"mlflow.source.git.commit": commit, "sweeplab.git.dirty": str(dirty).lower()}
+    return {GIT_COMMIT_TAG: commit, GIT_DIRTY_TAG: str(dirty).lower()}
 
 
 def provenance_tags(study_file: str | Path) -> dict[str, str]:
-    tags = {f"sweeplab.version.{name}": version for name, version in versions().items()}
-    tags["sweeplab.host"] = platform.node()
-    tags["sweeplab.command"] = " ".join(redacted(arg) for arg in [Path(sys.argv[0]).name, *sys.argv[1:]])
+    tags = {f"{VERSION_TAG_PREFIX}{name}": version for name, version in versions().items()}
+    tags[HOST_TAG] = platform.node()
+    tags[COMMAND_TAG] = " ".join(redacted(arg) for arg in [Path(sys.argv[0]).name, *sys.argv[1:]])
     tags.update(git_state(Path(study_file).resolve().parent))
     return tags
 

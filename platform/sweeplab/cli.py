@@ -1,16 +1,14 @@
-"""The ``sweeplab`` command. Heavy libraries (torch, Lightning, MLflow) are imported only by the commands that
-need them, so ``--help`` and ``validate`` answer at once."""
+"""The ``sweeplab`` command line: its parser, and each subcommand's arguments handed to ``sweeplab.commands``.
+Heavy libraries (torch, Lightning, MLflow) are imported only by the commands that need them, so ``--help`` and
+``validate`` answer at once."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-
-EXIT_INVALID = 2
-EXIT_INTERRUPTED = 130
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -104,114 +102,41 @@ def _positive_int(text: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handlers = {
-        "run": _run,
-        "worker": _worker,
-        "validate": _validate,
-        "ui": _ui,
-        "studies": _studies,
-        "compare": _compare,
-        "data": _data,
-        "replay": _replay,
-    }
-    handler = handlers[args.command]
-    return handler(args)
-
-
-def _load(path: str):  # type: ignore[no-untyped-def]
-    from sweeplab.spec import StudyError, load_study
-
-    try:
-        return load_study(path)
-    except StudyError as error:
-        print(error, file=sys.stderr)
-        return None
-
-
-def _validate(args: argparse.Namespace) -> int:
-    status = 0
-    for path in args.study:
-        study = _load(path)
-        if study is None:
-            status = EXIT_INVALID
-            continue
-        sizes = ", ".join(f"{p.key} ({len(p.dimensions)} searched)" for p in study.models)
-        print(f"{path}: ok - {study.name}: {sizes}; {len(study.shared_dimensions)} shared dimensions")
-    return status
+    return _COMMANDS[args.command](args)
 
 
 def _run(args: argparse.Namespace) -> int:
-    study = _load(args.study)
-    if study is None:
-        return EXIT_INVALID
-    from rich.console import Console
+    from sweeplab.commands import run_command
 
-    from sweeplab._runner import StudyInterruptedError, run_study
-
-    console = Console(stderr=True)
-    try:
-        outcome = run_study(study, args.storage, args.tracking_uri, args.n_trials, console)
-    except StudyInterruptedError as interrupted:
-        outcome = interrupted.outcome
-        console.print(
-            f"[yellow]interrupted[/]: {outcome.finished} trials finished; the running trial is marked failed and "
-            f"queued again. Run the same command to resume."
-        )
-        return EXIT_INTERRUPTED
-    if outcome.best_values is None:
-        console.print(f"study {outcome.study_name}: {outcome.finished} trials finished, none completed")
-    elif outcome.pareto_trials:
-        front = ", ".join(map(str, outcome.pareto_trials))
-        console.print(f"study [bold]{outcome.study_name}[/]: {outcome.finished} trials finished; Pareto front: {front}")
-    else:
-        values = ", ".join(f"{m}={v:.6g}" for m, v in zip(study.metrics, outcome.best_values, strict=False))
-        console.print(
-            f"study [bold]{outcome.study_name}[/]: {outcome.finished} trials finished; best {values} "
-            f"({outcome.best_model}, trial {outcome.best_trial})"
-        )
-    print(f"mlflow parent run: {outcome.parent_run_id}  (browse: sweeplab ui {args.study})")
-    return 0
+    return run_command(args.study, args.storage, args.tracking_uri, args.n_trials)
 
 
 def _worker(args: argparse.Namespace) -> int:
-    if not args.create_only:
-        args.n_trials = None
-        return _run(args)
-    study = _load(args.study)
-    if study is None:
-        return EXIT_INVALID
-    from rich.console import Console
+    from sweeplab.commands import worker_command
 
-    from sweeplab._runner import StudyRunner
+    return worker_command(args.study, args.storage, args.tracking_uri, args.create_only)
 
-    runner = StudyRunner(study, args.storage, args.tracking_uri, console=Console(stderr=True))
-    with runner.session() as optuna_study:
-        print(f"study {optuna_study.study_name} ready; mlflow parent run: {runner.parent_run_id}")
-    return 0
+
+def _validate(args: argparse.Namespace) -> int:
+    from sweeplab.commands import validate_command
+
+    return validate_command(args.study)
 
 
 def _ui(args: argparse.Namespace) -> int:
-    from sweeplab.spec import DEFAULT_TRACKING_URI
+    from sweeplab.commands import ui_command
 
-    uri = args.tracking_uri
-    if uri is None and args.study:
-        study = _load(args.study)
-        if study is None:
-            return EXIT_INVALID
-        uri = study.spec.tracking.uri
-    from sweeplab._ui import serve
-
-    return serve(uri or DEFAULT_TRACKING_URI, args.host, args.port)
+    return ui_command(args.study, args.tracking_uri, args.host, args.port)
 
 
 def _studies(args: argparse.Namespace) -> int:
-    from sweeplab._summary import print_studies
+    from sweeplab.commands import studies_command
 
-    return print_studies(args.storage)
+    return studies_command(args.storage)
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from sweeplab.compare import compare_command
+    from sweeplab.commands import compare_command
 
     return compare_command(
         args.study, args.metric, args.format, args.out, args.top_k, args.storage, args.tracking_uri, not args.no_log
@@ -219,7 +144,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _data(args: argparse.Namespace) -> int:
-    from sweeplab.data._command import generate_command, list_command
+    from sweeplab.commands import generate_command, list_command
 
     if args.data_command == "generate":
         return generate_command(args.name, args.param, args.data_dir)
@@ -227,17 +152,21 @@ def _data(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from sweeplab.strategies import replay_run
+    from sweeplab.commands import replay_command
 
-    try:
-        outcome = replay_run(args.run_id, args.tracking_uri)
-    except LookupError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_INVALID
-    original = "-" if outcome.self_tuning_value is None else f"{outcome.self_tuning_value:.6g}"
-    print(f"{outcome.metric}: self-tuning run {original}, replayed schedule {outcome.replay_value:.6g}")
-    print(f"replay run: {outcome.replay_run_id}")
-    return 0
+    return replay_command(args.run_id, args.tracking_uri)
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "run": _run,
+    "worker": _worker,
+    "validate": _validate,
+    "ui": _ui,
+    "studies": _studies,
+    "compare": _compare,
+    "data": _data,
+    "replay": _replay,
+}
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ arbitrary coordinates; ``forward`` is ``query`` on the coordinates of the input'
 resolution is free. Coordinates lie in ``[0, 1]`` per dimension, ends included (``x_j = j / (n - 1)``), or for
 ``periodic=True`` with the point 1 identified with 0 (``x_j = j / n``, the Burgers data's grid).
 
-Published settings (the defaults of the classes):
+Published settings (the registry's ``paper`` presets, which the 1D and 2D variants take as their defaults):
 
 - ``DeepONet1d``: Burgers (FNO data, 128 sensors), the DeepONet authors' setting (Lu, Meng, Cai, Mao, Goswami,
   Zhang, Karniadakis, "A comprehensive and fair comparison of two neural operators (with practical extensions)
@@ -66,8 +66,9 @@ from sweeplab_modules.layers.branch_trunk import (
 )
 from sweeplab_modules.layers.sensors import grid_points, sample_on_sensors
 from sweeplab_modules.layers.validation import check_grid_input, checked_choice, checked_size
+from sweeplab_modules.operators._variants import WithVariants
 
-__all__ = ["DeepONet1d", "DeepONet2d", "MultiONet1d", "MultiONet2d"]
+__all__ = ["DeepONet", "DeepONet1d", "DeepONet2d", "MultiONet", "MultiONet1d", "MultiONet2d"]
 
 
 def _inner_products(branch: Tensor, trunk: Tensor, out_channels: int) -> Tensor:
@@ -90,12 +91,12 @@ def _keras_initialization(module: nn.Module) -> None:
     nn.init.zeros_(module.bias)
 
 
-class _BranchTrunkOperator(nn.Module):
+class _BranchTrunkOperator(WithVariants, nn.Module):
     """Sensor sampling, input checks and the grid/point evaluation shared by DeepONet and MultiONet."""
 
     def __init__(self, *, spatial_dims: int, in_channels: int, out_channels: int, sensors: int, periodic: bool) -> None:
         super().__init__()
-        self.spatial_dims = spatial_dims
+        self.spatial_dims = checked_size("spatial_dims", spatial_dims, minimum=1)
         self.in_channels = checked_size("in_channels", in_channels, minimum=1)
         self.out_channels = checked_size("out_channels", out_channels, minimum=1)
         self.sensors = (checked_size("sensors", sensors, minimum=2),) * spatial_dims
@@ -135,24 +136,28 @@ class _BranchTrunkOperator(nn.Module):
         )
 
 
-class _DeepONet(_BranchTrunkOperator):
+class DeepONet(_BranchTrunkOperator):
+    """DeepONet on ``spatial_dims``-dimensional grids (the module docstring). The network's sizes and activation
+    have no default (the registry's presets hold the published ones); by default the trunk reads the raw
+    coordinates, the branch the raw sensor values (``encoder_layers=0``), on a grid with both ends."""
+
     def __init__(
         self,
-        *,
-        spatial_dims: int,
         in_channels: int,
         out_channels: int,
+        *,
+        spatial_dims: int,
         sensors: int,
         n_basis: int,
         branch_width: int,
         branch_layers: int,
         trunk_width: int,
         trunk_layers: int,
-        trunk_harmonics: int,
-        encoder_channels: int,
-        encoder_layers: int,
-        activation: str,
-        periodic: bool,
+        trunk_harmonics: int = 0,
+        encoder_channels: int = 64,
+        encoder_layers: int = 0,
+        activation: Literal["tanh", "relu", "gelu", "silu"],
+        periodic: bool = False,
     ) -> None:
         super().__init__(
             spatial_dims=spatial_dims,
@@ -186,99 +191,37 @@ class _DeepONet(_BranchTrunkOperator):
         return _inner_products(coefficients, self.trunk(points), self.out_channels) + self.bias[:, None]
 
 
-class DeepONet1d(_DeepONet):
-    """DeepONet on 1D grids; defaults: the periodic Burgers setting of the module docstring (99,713 parameters)."""
+class DeepONet1d(DeepONet, spatial_dims=1, preset=("deeponet1d", "paper")):
+    """DeepONet on 1D grids; defaults: the periodic Burgers setting (registry preset ``deeponet1d.paper``)."""
+
+
+class DeepONet2d(DeepONet, spatial_dims=2, preset=("deeponet2d", "paper")):
+    """DeepONet on 2D grids with a CNN branch encoder; defaults: the Darcy setting (registry preset
+    ``deeponet2d.paper``). ``encoder_layers=0`` feeds the raw sensor values to the branch MLP."""
+
+
+class MultiONet(_BranchTrunkOperator):
+    """MultiONet on ``spatial_dims``-dimensional grids (the module docstring). The network's sizes and activations
+    have no default (the registry's presets hold the published ones); by default the branch reads the raw sensor
+    values (``encoder_layers=0``), on a grid with both ends."""
 
     def __init__(
         self,
         in_channels: int,
         out_channels: int,
-        sensors: int = 128,
-        n_basis: int = 128,
-        branch_width: int = 128,
-        branch_layers: int = 4,
-        trunk_width: int = 128,
-        trunk_layers: int = 3,
-        trunk_harmonics: int = 2,
-        encoder_channels: int = 64,
-        encoder_layers: int = 0,
-        activation: Literal["tanh", "relu", "gelu", "silu"] = "tanh",
-        periodic: bool = True,
-    ) -> None:
-        super().__init__(
-            spatial_dims=1,
-            in_channels=in_channels,
-            out_channels=out_channels,
-            sensors=sensors,
-            n_basis=n_basis,
-            branch_width=branch_width,
-            branch_layers=branch_layers,
-            trunk_width=trunk_width,
-            trunk_layers=trunk_layers,
-            trunk_harmonics=trunk_harmonics,
-            encoder_channels=encoder_channels,
-            encoder_layers=encoder_layers,
-            activation=activation,
-            periodic=periodic,
-        )
-
-
-class DeepONet2d(_DeepONet):
-    """DeepONet on 2D grids with a CNN branch encoder; defaults: the Darcy setting of the module docstring
-    (682,753 parameters). ``encoder_layers=0`` feeds the raw sensor values to the branch MLP."""
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        sensors: int = 29,
-        n_basis: int = 128,
-        branch_width: int = 128,
-        branch_layers: int = 2,
-        trunk_width: int = 128,
-        trunk_layers: int = 4,
-        trunk_harmonics: int = 0,
-        encoder_channels: int = 64,
-        encoder_layers: int = 2,
-        activation: Literal["tanh", "relu", "gelu", "silu"] = "relu",
-        periodic: bool = False,
-    ) -> None:
-        super().__init__(
-            spatial_dims=2,
-            in_channels=in_channels,
-            out_channels=out_channels,
-            sensors=sensors,
-            n_basis=n_basis,
-            branch_width=branch_width,
-            branch_layers=branch_layers,
-            trunk_width=trunk_width,
-            trunk_layers=trunk_layers,
-            trunk_harmonics=trunk_harmonics,
-            encoder_channels=encoder_channels,
-            encoder_layers=encoder_layers,
-            activation=activation,
-            periodic=periodic,
-        )
-
-
-class _MultiONet(_BranchTrunkOperator):
-    def __init__(
-        self,
         *,
         spatial_dims: int,
-        in_channels: int,
-        out_channels: int,
         sensors: int,
         width: int,
         n_layers: int,
         sum_layers: int,
-        encoder_channels: int,
-        encoder_layers: int,
-        encoder_features: int,
-        encoder_activation: str,
-        branch_activation: str,
-        trunk_activation: str,
-        periodic: bool,
+        encoder_channels: int = 32,
+        encoder_layers: int = 0,
+        encoder_features: int = 128,
+        encoder_activation: Literal["silu", "relu", "tanh", "gelu"] = "silu",
+        branch_activation: Literal["silu", "silu_id", "tanh", "relu", "gelu", "silu_sin", "tanh_sin"],
+        trunk_activation: Literal["silu_sin", "tanh_sin", "silu", "silu_id", "tanh", "relu", "gelu"],
+        periodic: bool = False,
     ) -> None:
         super().__init__(
             spatial_dims=spatial_dims,
@@ -330,76 +273,10 @@ class _MultiONet(_BranchTrunkOperator):
         return torch.stack(weighted_products).mean(dim=0) + self.bias[:, None]
 
 
-class MultiONet1d(_MultiONet):
-    """MultiONet on 1D grids; defaults: the DGenNO paper's Burgers setting (148,869 parameters)."""
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        sensors: int = 128,
-        width: int = 128,
-        n_layers: int = 5,
-        sum_layers: int = 4,
-        encoder_channels: int = 32,
-        encoder_layers: int = 0,
-        encoder_features: int = 128,
-        encoder_activation: Literal["silu", "relu", "tanh", "gelu"] = "silu",
-        branch_activation: Literal["silu", "silu_id", "tanh", "relu", "gelu", "silu_sin", "tanh_sin"] = "silu",
-        trunk_activation: Literal["silu_sin", "tanh_sin", "silu", "silu_id", "tanh", "relu", "gelu"] = "silu_sin",
-        periodic: bool = False,
-    ) -> None:
-        super().__init__(
-            spatial_dims=1,
-            in_channels=in_channels,
-            out_channels=out_channels,
-            sensors=sensors,
-            width=width,
-            n_layers=n_layers,
-            sum_layers=sum_layers,
-            encoder_channels=encoder_channels,
-            encoder_layers=encoder_layers,
-            encoder_features=encoder_features,
-            encoder_activation=encoder_activation,
-            branch_activation=branch_activation,
-            trunk_activation=trunk_activation,
-            periodic=periodic,
-        )
+class MultiONet1d(MultiONet, spatial_dims=1, preset=("multionet1d", "paper")):
+    """MultiONet on 1D grids; defaults: the DGenNO paper's Burgers setting (registry preset ``multionet1d.paper``)."""
 
 
-class MultiONet2d(_MultiONet):
+class MultiONet2d(MultiONet, spatial_dims=2, preset=("multionet2d", "paper")):
     """MultiONet on 2D grids with a CNN branch encoder; defaults: the DGenNO paper's Darcy (piecewise-constant
-    coefficient) setting (2,568,245 parameters)."""
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        sensors: int = 29,
-        width: int = 100,
-        n_layers: int = 5,
-        sum_layers: int = 4,
-        encoder_channels: int = 128,
-        encoder_layers: int = 2,
-        encoder_features: int = 256,
-        encoder_activation: Literal["silu", "relu", "tanh", "gelu"] = "silu",
-        branch_activation: Literal["silu", "silu_id", "tanh", "relu", "gelu", "silu_sin", "tanh_sin"] = "silu_id",
-        trunk_activation: Literal["silu_sin", "tanh_sin", "silu", "silu_id", "tanh", "relu", "gelu"] = "tanh_sin",
-        periodic: bool = False,
-    ) -> None:
-        super().__init__(
-            spatial_dims=2,
-            in_channels=in_channels,
-            out_channels=out_channels,
-            sensors=sensors,
-            width=width,
-            n_layers=n_layers,
-            sum_layers=sum_layers,
-            encoder_channels=encoder_channels,
-            encoder_layers=encoder_layers,
-            encoder_features=encoder_features,
-            encoder_activation=encoder_activation,
-            branch_activation=branch_activation,
-            trunk_activation=trunk_activation,
-            periodic=periodic,
-        )
+    coefficient) setting (registry preset ``multionet2d.paper``)."""

@@ -6,7 +6,8 @@ input channels, lift pointwise to ``width`` channels, optionally zero-pad the do
 Fourier layers ``v <- act(K v + W v)`` (no activation after the last), crop the padding, and project
 pointwise ``width -> projection_width -> act -> out_channels``.
 
-Published setting: 4 Fourier layers; 1D (Burgers) width 64 with 16 modes; 2D (Darcy) width 32 with 12 modes
+Published settings (the registry's presets ``paper`` and ``reference``; ``FNO1d`` and ``FNO2d`` default to
+``reference``): 4 Fourier layers; 1D (Burgers) width 64 with 16 modes; 2D (Darcy) width 32 with 12 modes
 per dimension; projection width 128; Adam lr 1e-3 halved every 100 epochs, 500 epochs, batch 20, relative L2
 loss. The reference code's GELU activation and domain padding (8 or 9 points for Darcy) do better than the
 paper's table.
@@ -33,26 +34,31 @@ from sweeplab_modules.layers import (
     pad_domain,
 )
 from sweeplab_modules.layers.validation import checked_size
+from sweeplab_modules.operators._variants import WithVariants
 
-__all__ = ["FNO1d", "FNO2d"]
+__all__ = ["FNO", "FNO1d", "FNO2d"]
 
 
-class _FourierNeuralOperator(nn.Module):
-    """The dimension-generic network; ``FNO1d`` and ``FNO2d`` fix the dimension and the published defaults."""
+class FNO(WithVariants, nn.Module):
+    """FNO on ``spatial_dims``-dimensional grids, ``(batch, in_channels, *grid) -> (batch, out_channels, *grid)``.
+
+    ``width`` and ``modes`` have no default: they depend on the problem (the registry's presets hold the published
+    ones); the other defaults are the reference code's architecture without domain padding.
+    """
 
     def __init__(
         self,
-        *,
-        spatial_dims: int,
         in_channels: int,
         out_channels: int,
+        *,
+        spatial_dims: int,
         width: int,
         modes: int,
-        n_layers: int,
-        projection_width: int,
-        padding: int,
-        padding_fraction: float,
-        activation: str,
+        n_layers: int = 4,
+        projection_width: int = 128,
+        padding: int = 0,
+        padding_fraction: float = 0.0,
+        activation: Literal["gelu", "relu"] = "gelu",
     ) -> None:
         super().__init__()
         in_channels = checked_size("in_channels", in_channels, minimum=1)
@@ -63,7 +69,7 @@ class _FourierNeuralOperator(nn.Module):
         projection_width = checked_size("projection_width", projection_width, minimum=1)
         if activation not in ("gelu", "relu"):
             raise ValueError(f"activation must be 'gelu' or 'relu', got {activation!r}")
-        self.spatial_dims = spatial_dims
+        self.spatial_dims = spatial_dims = checked_size("spatial_dims", spatial_dims, minimum=1)
         self.in_channels = in_channels
         self.padding = checked_size("padding", padding, minimum=0)
         if not 0.0 <= padding_fraction <= 1.0:
@@ -96,68 +102,11 @@ class _FourierNeuralOperator(nn.Module):
         return [self.padding + round(self.padding_fraction * n) for n in grid]
 
 
-class FNO1d(_FourierNeuralOperator):
-    """FNO on 1D grids, ``(batch, in_channels, n) -> (batch, out_channels, n)``.
-
-    Defaults are the paper's Burgers configuration: width 64, 16 modes, 4 layers, projection 128, no padding
-    (the Burgers problem is periodic).
-    """
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        width: int = 64,
-        modes: int = 16,
-        n_layers: int = 4,
-        projection_width: int = 128,
-        padding: int = 0,
-        padding_fraction: float = 0.0,
-        activation: Literal["gelu", "relu"] = "gelu",
-    ) -> None:
-        super().__init__(
-            spatial_dims=1,
-            in_channels=in_channels,
-            out_channels=out_channels,
-            width=width,
-            modes=modes,
-            n_layers=n_layers,
-            projection_width=projection_width,
-            padding=padding,
-            padding_fraction=padding_fraction,
-            activation=activation,
-        )
+class FNO1d(FNO, spatial_dims=1, preset=("fno1d", "reference")):
+    """FNO on 1D grids; defaults: the registry's ``fno1d`` preset ``reference`` (Burgers: periodic, no padding)."""
 
 
-class FNO2d(_FourierNeuralOperator):
-    """FNO on 2D grids, ``(batch, in_channels, n1, n2) -> (batch, out_channels, n1, n2)``.
-
-    Defaults are the paper's Darcy configuration: width 32, 12 modes per dimension, 4 layers, projection 128,
-    with the reference code's 9 points of domain padding (Darcy's solution is not periodic). For evaluation at
-    other resolutions, pad by a fraction of the grid instead (``padding=0, padding_fraction=0.1``: 9 points at 85).
-    """
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        width: int = 32,
-        modes: int = 12,
-        n_layers: int = 4,
-        projection_width: int = 128,
-        padding: int = 9,
-        padding_fraction: float = 0.0,
-        activation: Literal["gelu", "relu"] = "gelu",
-    ) -> None:
-        super().__init__(
-            spatial_dims=2,
-            in_channels=in_channels,
-            out_channels=out_channels,
-            width=width,
-            modes=modes,
-            n_layers=n_layers,
-            projection_width=projection_width,
-            padding=padding,
-            padding_fraction=padding_fraction,
-            activation=activation,
-        )
+class FNO2d(FNO, spatial_dims=2, preset=("fno2d", "reference")):
+    """FNO on 2D grids; defaults: the registry's ``fno2d`` preset ``reference`` (Darcy: 9 points of domain padding,
+    as its solution is not periodic). For evaluation at other resolutions, pad by a fraction of the grid instead
+    (``padding=0, padding_fraction=0.1``: 9 points at 85)."""

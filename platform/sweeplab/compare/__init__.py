@@ -18,7 +18,6 @@ from sweeplab.compare._aggregate import (
     summarise,
 )
 from sweeplab.compare._cka import CKA_SAMPLES, REPRESENTATION_TASKS, CkaMatrix, representation_similarity, with_cka
-from sweeplab.compare._command import compare_command
 from sweeplab.compare._formats import FORMATS, render_csv, render_json, render_markdown, render_table
 from sweeplab.compare._plots import MIN_TRIALS_FOR_IMPORTANCE, Plot, study_plots
 from sweeplab.compare._records import CompareError, StudyRecords, StudySource, TrialRecord, load_records
@@ -42,7 +41,6 @@ __all__ = [
     "build_report",
     "cka_section",
     "compare",
-    "compare_command",
     "load_records",
     "log_report",
     "pareto_front",

@@ -7,15 +7,24 @@ and the Lightning checkpoint, read through MLflow's artifact API); the study fro
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from sweeplab._runner import RUN_ATTR
+from sweeplab.record import (
+    CHECKPOINT_ARTIFACT,
+    CHECKPOINT_FILE,
+    DESCRIPTION_ARTIFACT,
+    DESCRIPTION_FILE,
+    MODEL_ATTR,
+    MODEL_DIR,
+    RESOLVED_STUDY_ARTIFACT,
+    RUN_ATTR,
+    ModelDescription,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -29,8 +38,6 @@ REPRESENTATION_TASKS = frozenset({"contrastive", "class_incremental", "stitching
 """Registry tasks whose models expose ``encode(x)``, the representation compared."""
 CKA_SAMPLES = 500
 """The first test samples the representations are computed on: enough for a stable linear CKA, quick on a CPU."""
-_CHECKPOINT = "model/model.ckpt"
-_DESCRIPTION = "model/model.json"
 
 
 @dataclass(frozen=True)
@@ -59,8 +66,8 @@ def representation_similarity(
 
     with tempfile.TemporaryDirectory(prefix="sweeplab-cka-") as folder:
         try:
-            text = Path(records.client.download_artifacts(records.parent_run_id, "study.resolved.yaml", folder))
-            study = parse_study(text.read_text(), f"run {records.parent_run_id}: study.resolved.yaml")
+            text = Path(records.client.download_artifacts(records.parent_run_id, RESOLVED_STUDY_ARTIFACT, folder))
+            study = parse_study(text.read_text(), f"run {records.parent_run_id}: {RESOLVED_STUDY_ARTIFACT}")
         except (MlflowException, OSError, StudyError) as error:
             return _without_matrix(records.name, f"the study could not be rebuilt from its parent run: {error}")
         if study.task.name not in REPRESENTATION_TASKS:
@@ -75,7 +82,7 @@ def representation_similarity(
                 continue
             destination = Path(folder) / str(number)
             destination.mkdir()
-            local = records.client.download_artifacts(run_id, "model", str(destination))
+            local = records.client.download_artifacts(run_id, MODEL_DIR, str(destination))
             loaded.append((name, number, Path(local)))
         note = _missing_note(missing)
         if len(loaded) < 2:
@@ -108,7 +115,7 @@ def _best_trial_per_architecture(records: StudyRecords) -> dict[str, tuple[int, 
         run_id = trial.user_attrs.get(RUN_ATTR)
         if trial.state.name != "COMPLETE" or not trial.values or run_id is None:
             continue
-        name = str(trial.user_attrs.get("model"))
+        name = str(trial.user_attrs.get(MODEL_ATTR))
         key = (sign * trial.values[0], trial.number, run_id)
         if name not in best or key < best[name]:
             best[name] = key
@@ -116,8 +123,8 @@ def _best_trial_per_architecture(records: StudyRecords) -> dict[str, tuple[int, 
 
 
 def _has_checkpoint(records: StudyRecords, run_id: str) -> bool:
-    paths = {artifact.path for artifact in records.client.list_artifacts(run_id, "model")}
-    return {_CHECKPOINT, _DESCRIPTION} <= paths
+    paths = {artifact.path for artifact in records.client.list_artifacts(run_id, MODEL_DIR)}
+    return {CHECKPOINT_ARTIFACT, DESCRIPTION_ARTIFACT} <= paths
 
 
 def _missing_note(missing: Sequence[str]) -> str:
@@ -151,9 +158,9 @@ def _rebuild(study: Study, folder: Path) -> nn.Module:
 
     from sweeplab_modules.registry import build_model
 
-    description: dict[str, Any] = json.loads((folder / "model.json").read_text())
-    model = build_model(description["architecture"], *study.data_channels, **description["params"])
-    state = torch.load(folder / "model.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    description = ModelDescription.from_json((folder / DESCRIPTION_FILE).read_text())
+    model = build_model(description.architecture, *study.data_channels, **description.params)
+    state = torch.load(folder / CHECKPOINT_FILE, map_location="cpu", weights_only=True)["state_dict"]
     model.load_state_dict(
         {key.removeprefix("model."): value for key, value in state.items() if key.startswith("model.")}
     )

@@ -9,7 +9,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sweeplab._runner import INTERRUPTED_ATTR, PARENT_RUN_ATTR, RUN_ATTR
+from sweeplab.record import (
+    EPOCHS_METRIC,
+    FIT_SECONDS_METRIC,
+    INTERRUPTED_ATTR,
+    MODEL_ATTR,
+    N_PARAMS,
+    OBJECTIVE_PARAM,
+    PARENT_RUN_ATTR,
+    PARENT_RUN_TAG,
+    RUN_ATTR,
+    SEED_PARAM,
+    objective_metrics,
+)
 from sweeplab.spec import MODEL_PARAM
 
 if TYPE_CHECKING:
@@ -124,10 +136,9 @@ def load_records(source: StudySource, metric: str | None = None) -> StudyRecords
             f"study {source.name!r}: its MLflow parent run {parent_run_id} is not in {_shown(source.tracking_uri)} "
             "(pass the study's --tracking-uri)"
         ) from None
-    # The runner records the objectives as "minimize val_rel_l2, maximize x"; Optuna itself keeps no names.
-    if "objective" not in parent.data.params:
+    if OBJECTIVE_PARAM not in parent.data.params:
         raise CompareError(f"study {source.name!r}: its parent run {parent_run_id} records no objective")
-    objectives = [part.split()[-1] for part in parent.data.params["objective"].split(",")]
+    objectives = objective_metrics(parent.data.params[OBJECTIVE_PARAM])
     metric = metric or objectives[0]
     runs = {run.info.run_id: run for run in _child_runs(client, parent)}
     if metric in objectives:
@@ -147,7 +158,7 @@ def _child_runs(client: MlflowClient, parent: Run) -> Iterator[Run]:
     while True:
         page = client.search_runs(
             [parent.info.experiment_id],
-            filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+            filter_string=f"tags.{PARENT_RUN_TAG} = '{parent.info.run_id}'",
             max_results=1000,
             page_token=token,
         )
@@ -172,19 +183,19 @@ def _trial_record(
         value = metrics.get(metric)
     if value is not None and not math.isfinite(value):
         value = None  # a NaN logged for another metric ranks nowhere
-    n_params = params.get("n_params")
+    n_params = params.get(N_PARAMS)
     return TrialRecord(
         number=trial.number,
         state=trial.state.name,
-        architecture=str(trial.user_attrs.get("model") or trial.params.get(MODEL_PARAM, "?")),
+        architecture=str(trial.user_attrs.get(MODEL_ATTR) or trial.params.get(MODEL_PARAM, "?")),
         params=dict(trial.params),
         value=value,
         interrupted=bool(trial.user_attrs.get(INTERRUPTED_ATTR)),
         run_id=run.info.run_id if run is not None else None,
-        seed=params.get("seed"),
+        seed=params.get(SEED_PARAM),
         n_params=int(n_params) if n_params is not None else None,
-        fit_seconds=metrics.get("fit_seconds"),
-        epochs=int(metrics["epochs"]) if "epochs" in metrics else None,
+        fit_seconds=metrics.get(FIT_SECONDS_METRIC),
+        epochs=int(metrics[EPOCHS_METRIC]) if EPOCHS_METRIC in metrics else None,
     )
 
 

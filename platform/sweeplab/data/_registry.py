@@ -50,8 +50,8 @@ DATASETS: Mapping[str, DatasetEntry] = {
     for entry in [
         DatasetEntry(
             name="darcy",
-            params="sweeplab.data.darcy:DarcyParams",
-            generate="sweeplab.data.darcy:generate_darcy",
+            params="sweeplab.datagen.darcy:DarcyParams",
+            generate="sweeplab.datagen.darcy:generate_darcy",
             task="operator",
             spatial_dims=2,
             in_channels=1,
@@ -61,8 +61,8 @@ DATASETS: Mapping[str, DatasetEntry] = {
         ),
         DatasetEntry(
             name="burgers",
-            params="sweeplab.data.burgers:BurgersParams",
-            generate="sweeplab.data.burgers:generate_burgers",
+            params="sweeplab.datagen.burgers:BurgersParams",
+            generate="sweeplab.datagen.burgers:generate_burgers",
             task="operator",
             spatial_dims=1,
             in_channels=1,
@@ -74,8 +74,8 @@ DATASETS: Mapping[str, DatasetEntry] = {
         # defaults (T = 50, 10 -> 40 snapshots), the only layout the cache accepts until they are computed.
         DatasetEntry(
             name="navier_stokes",
-            params="sweeplab.data.navier_stokes:NavierStokesParams",
-            generate="sweeplab.data.navier_stokes:generate_navier_stokes",
+            params="sweeplab.datagen.navier_stokes:NavierStokesParams",
+            generate="sweeplab.datagen.navier_stokes:generate_navier_stokes",
             task="operator",
             spatial_dims=2,
             in_channels=10,
@@ -88,8 +88,8 @@ DATASETS: Mapping[str, DatasetEntry] = {
         # Labelled sets for representation learning: x images or vectors, y one-hot with the classes as channels.
         DatasetEntry(
             name="digits",
-            params="sweeplab.data.images:DigitsParams",
-            generate="sweeplab.data.images:generate_digits",
+            params="sweeplab.datagen.images:DigitsParams",
+            generate="sweeplab.datagen.images:generate_digits",
             task="contrastive",
             other_tasks=("class_incremental", "stitching", "classification"),
             spatial_dims=2,
@@ -100,8 +100,8 @@ DATASETS: Mapping[str, DatasetEntry] = {
         ),
         DatasetEntry(
             name="mnist5k",
-            params="sweeplab.data.images:Mnist5kParams",
-            generate="sweeplab.data.images:generate_mnist5k",
+            params="sweeplab.datagen.images:Mnist5kParams",
+            generate="sweeplab.datagen.images:generate_mnist5k",
             task="contrastive",
             other_tasks=("class_incremental", "stitching", "classification"),
             spatial_dims=2,
@@ -112,8 +112,8 @@ DATASETS: Mapping[str, DatasetEntry] = {
         ),
         DatasetEntry(
             name="feature_strengths",
-            params="sweeplab.data.features:FeatureStrengthsParams",
-            generate="sweeplab.data.features:generate_feature_strengths",
+            params="sweeplab.datagen.features:FeatureStrengthsParams",
+            generate="sweeplab.datagen.features:generate_feature_strengths",
             task="contrastive",
             spatial_dims=0,
             in_channels=16,

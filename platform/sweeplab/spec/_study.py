@@ -1,46 +1,26 @@
-"""Load a study file, check it against the registries, and resolve it into what the runner samples."""
+"""The resolved study: what the engine samples and trains, every name checked against the registries (the checker,
+``_checker.py``, builds it)."""
 
 from __future__ import annotations
 
-import difflib
 import math
-import typing
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
-
-from sweeplab.data._registry import DATASETS, DatasetEntry
-from sweeplab.spec._errors import Location, SpecIssue, StudyError
-from sweeplab.spec._schema import SPACE_TAGS, SPEC_MODELS, Choices, Range, StudySpec
+from sweeplab.data._registry import DatasetEntry
+from sweeplab.record import FIT_SECONDS_METRIC, N_PARAMS
+from sweeplab.spec._schema import StudySpec
 from sweeplab.spec._space import MODEL_PARAM, Dimension
-from sweeplab.spec._yaml import YamlError, load_with_lines
-from sweeplab_modules.registry import (
-    INJECTED_PARAMETERS,
-    MODELS,
-    TASKS,
-    ModelEntry,
-    Parameter,
-    TaskEntry,
-    constructor_parameters,
-)
-from sweeplab_modules.stn._settings import SelfTuningSettings
+from sweeplab_modules.registry import TASKS, ModelEntry, TaskEntry
 from sweeplab_modules.training import TrainingConfig
 
 if TYPE_CHECKING:
     import optuna
 
-# Metrics the runner logs for every trial, whatever the task.
-PLATFORM_METRICS = ("n_params", "fit_seconds")
+# Metrics the engine logs for every trial, whatever the task.
+PLATFORM_METRICS = (N_PARAMS, FIT_SECONDS_METRIC)
 
-_TRAINING_FIELDS = TrainingConfig.model_fields
-_FIELDS_OF = {"training": _TRAINING_FIELDS, "self_tuning": SelfTuningSettings.model_fields}
-_URI_SCHEMES = {
-    "storage": ("sqlite", "postgresql", "mysql"),
-    "tracking.uri": ("sqlite", "postgresql", "mysql", "http", "https"),
-}
+TRAINING_FIELDS = TrainingConfig.model_fields
 
 
 @dataclass(frozen=True)
@@ -112,7 +92,7 @@ class Study:
     @property
     def logged_metrics(self) -> tuple[str, ...]:
         """Every metric each trial logs, ``test_rel_l2_<size>`` at each of the data's test resolutions included."""
-        return _metrics_of(self.models[0].entry, tuple(self.data_params.get("test_resolutions", ())))
+        return metrics_of(self.models[0].entry, tuple(self.data_params.get("test_resolutions", ())))
 
     def resolved_yaml(self) -> str:
         """The study with every default filled in (data parameters included): what actually ran."""
@@ -132,8 +112,8 @@ class Study:
                 values[dimension.target] = dimension.suggest(trial)
         values.update(plan.fixed)
         values.update({d.target: d.suggest(trial) for d in plan.dimensions})
-        training = {k: v for k, v in values.items() if k in _TRAINING_FIELDS}
-        model_params = {k: v for k, v in values.items() if k not in _TRAINING_FIELDS}
+        training = {k: v for k, v in values.items() if k in TRAINING_FIELDS}
+        model_params = {k: v for k, v in values.items() if k not in TRAINING_FIELDS}
         hyperparameters = {d.target: d.suggest(trial) for d in self.hyperparameter_dimensions}
         settings = self.self_tuning_fixed | {d.target: d.suggest(trial) for d in self.self_tuning_dimensions}
         return TrialPlan(plan.key, plan.entry.name, model_params, TrainingConfig(**training), hyperparameters, settings)
@@ -148,426 +128,8 @@ class Study:
         return total
 
 
-def load_study(path: str | Path) -> Study:
-    """Read and check a study file; raise StudyError naming file, line and field of every problem."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise StudyError(str(path), [SpecIssue((), f"cannot read the study: {error.strerror or error}")]) from None
-    return parse_study(text, str(path))
-
-
-def parse_study(text: str, source: str = "<study>") -> Study:
-    try:
-        raw, lines = load_with_lines(text)
-    except YamlError as error:
-        raise StudyError(source, [SpecIssue(error.location, error.message, error.line)]) from None
-    if not isinstance(raw, dict):
-        what = "empty" if raw is None else f"a {type(raw).__name__}"
-        raise StudyError(source, [SpecIssue((), f"a study is a mapping of keys (name, objective, ...), got {what}", 1)])
-    try:
-        spec = StudySpec.model_validate(raw)
-    except ValidationError as error:
-        issues = _pydantic_issues(error.errors(), raw)
-        raise StudyError(source, [_with_line(i, lines) for i in issues]) from None
-    checker = _Checker(spec)
-    study = checker.resolve(source, text)
-    if checker.issues:
-        raise StudyError(source, [_with_line(i, lines) for i in checker.issues])
-    assert study is not None
-    return study
-
-
-def _with_line(issue: SpecIssue, lines: Mapping[Location, int]) -> SpecIssue:
-    location = issue.location
-    while location not in lines and location:
-        location = location[:-1]
-    return SpecIssue(issue.location, issue.message, lines.get(location))
-
-
-_ALL_SPEC_KEYS = sorted({name for model in SPEC_MODELS for name in model.model_fields})
-
-
-def _pydantic_issues(
-    errors: list[Any], raw: Any, prefix: Location = (), known: list[str] | None = None
-) -> list[SpecIssue]:
-    """Pydantic's errors as issues at the places the user wrote. Pydantic adds the names of union members
-    (``Objective``, ``list[Objective]``, ``int``) to its locations: only parts present in ``raw`` are kept, and the
-    members' messages for one place are merged ("must be a valid integer or must be 'auto'")."""
-    merged: dict[Location, list[str]] = {}
-    for error in errors:
-        location = prefix + _written_part(error["loc"], raw)
-        message = error["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
-        if error["type"] == "extra_forbidden":
-            close = difflib.get_close_matches(str(location[-1]), known or _ALL_SPEC_KEYS, n=1)
-            message = "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
-        elif error["type"] == "missing":
-            message = "required"
-        merged.setdefault(location, [])
-        if message not in merged[location]:
-            merged[location].append(message)
-    # A member that failed on the container's type ("must be a valid list") is noise when another member got
-    # further into the value: keep the deeper errors.
-    deepest = {loc for loc in merged if not any(other[: len(loc)] == loc and other != loc for other in merged)}
-    return [SpecIssue(loc, " or ".join(messages)) for loc, messages in merged.items() if loc in deepest]
-
-
-def _written_part(location: tuple[Any, ...], raw: Any) -> Location:
-    """``location`` without the parts pydantic adds for unions (tags and member names like ``Objective``,
-    ``list[Objective]``, ``int``, ``literal['auto']``), which the user never wrote."""
-    kept: list[str | int] = []
-    node = raw
-    for part in location:
-        present = (isinstance(node, dict) and part in node) or (
-            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
-        )
-        if present:
-            node = node[part]
-        elif part in SPACE_TAGS or str(part).startswith("function-") or _is_union_member_label(part):
-            continue
-        else:  # a key not written (missing or unknown): keep it, nothing below it was written either
-            node = None
-        kept.append(part)
-    return tuple(kept)
-
-
-def _is_union_member_label(part: Any) -> bool:
-    return isinstance(part, str) and (part[:1].isupper() or "[" in part or part in ("int", "float", "str", "bool"))
-
-
-class _Checker:
-    """The checks that need the registries; collects every issue rather than stopping at the first."""
-
-    def __init__(self, spec: StudySpec) -> None:
-        self.spec = spec
-        self.issues: list[SpecIssue] = []
-        self.test_resolutions: tuple[int, ...] = ()
-
-    def fail(self, location: Location, message: str) -> None:
-        self.issues.append(SpecIssue(location, message))
-
-    def resolve(self, source: str, text: str) -> Study | None:
-        spec = self.spec
-        dataset, data_params, data_channels = self._check_data()
-        models = [plan for index, m in enumerate(spec.models) if (plan := self._check_model(index, m, dataset))]
-        tasks = {plan.entry.task for plan in models}
-        if len(tasks) > 1:
-            self.fail(("models",), f"all models must serve one task, got {sorted(tasks)}")
-        task = TASKS[tasks.pop()] if len(tasks) == 1 else None
-        shared_fixed, shared_dims = self._check_space(("search",), dict(spec.search), _training_parameters(), "")
-        self._check_objectives(models)
-        self._check_strategy(models, shared_dims)
-        hyperparameter_dims, stn_fixed, stn_dims = self._check_self_tuning()
-        self._check_uris()
-        if task:
-            self._check_loss(("search",), task, shared_fixed, shared_dims)
-        if self.issues or task is None or dataset is None:
-            return None
-        study = Study(
-            spec,
-            source,
-            text,
-            task,
-            dataset,
-            data_params,
-            data_channels,
-            tuple(models),
-            shared_fixed,
-            tuple(shared_dims),
-            hyperparameter_dimensions=tuple(hyperparameter_dims),
-            self_tuning_fixed=stn_fixed,
-            self_tuning_dimensions=tuple(stn_dims),
-        )
-        self._check_budget(study)
-        return study
-
-    def _check_data(self) -> tuple[DatasetEntry | None, dict[str, Any], tuple[int, int]]:
-        data = self.spec.data
-        if data.name not in DATASETS:
-            self.fail(("data", "name"), _unknown("data set", data.name, DATASETS))
-            return None, {}, (0, 0)
-        entry = DATASETS[data.name]
-        model: type[BaseModel] = entry.params_model()
-        try:
-            params = model.model_validate(data.params)
-        except ValidationError as error:
-            self.issues += _pydantic_issues(error.errors(), data.params, ("data", "params"), list(model.model_fields))
-            return entry, {}, (0, 0)
-        self.test_resolutions = tuple(getattr(params, "test_resolutions", ()))
-        return entry, params.model_dump(mode="json"), entry.model_channels(params)
-
-    def _check_model(self, index: int, model: Any, dataset: DatasetEntry | None) -> ModelPlan | None:
-        where: Location = ("models", index)
-        if model.name not in MODELS:
-            self.fail(where + ("name",), _unknown("model", model.name, MODELS))
-            return None
-        entry = MODELS[model.name]
-        if model.key in [m.key for m in self.spec.models[:index]]:
-            self.fail(where + ("label" if model.label else "name",), f"{model.key!r} appears twice: give each a label")
-        if dataset is not None and (not dataset.serves(entry.task) or entry.spatial_dims != dataset.spatial_dims):
-            self.fail(
-                where + ("name",),
-                f"{model.name} is a {entry.spatial_dims}D {entry.task} model, but data set {dataset.name!r} is "
-                f"{dataset.spatial_dims}D {dataset.task} data",
-            )
-        parameters = {**constructor_parameters(entry.target), **_training_parameters()}
-        for name in INJECTED_PARAMETERS:
-            parameters.pop(name, None)
-        fixed: dict[str, Any] = {}
-        if model.preset is not None:
-            if model.preset not in entry.presets:
-                self.fail(where + ("preset",), _unknown(f"preset of {model.name}", model.preset, entry.presets))
-            else:
-                fixed.update(
-                    self._check_space(where + ("preset",), dict(entry.presets[model.preset]), parameters, "")[0]
-                )
-        for name, value in model.params.items():
-            if isinstance(value, dict) and {"low", "high", "choices"} & set(value):
-                self.fail(where + ("params", name), "a search space belongs under 'search', params are fixed")
-        params_fixed, _ = self._check_space(where + ("params",), dict(model.params), parameters, "")
-        fixed.update(params_fixed)
-        searched_fixed, dimensions = self._check_space(
-            where + ("search",), dict(model.search), parameters, f"{model.key}."
-        )
-        fixed.update(searched_fixed)
-        given = set(fixed) | {d.target for d in dimensions}
-        for name, parameter in parameters.items():
-            if parameter.required and name not in given:
-                self.fail(where + ("params",), f"{model.name} needs a value for {name!r}")
-        self._check_loss(
-            where + ("params" if "loss" in model.params else "search",), TASKS[entry.task], fixed, dimensions
-        )
-        return ModelPlan(model.key, entry, fixed, tuple(dimensions))
-
-    def _check_loss(self, where: Location, task: TaskEntry, fixed: dict[str, Any], dims: list[Dimension]) -> None:
-        searched = [d.choices or () for d in dims if d.target == "loss"]
-        for value in ([fixed["loss"]] if "loss" in fixed else []) + [c for choices in searched for c in choices]:
-            if value not in task.losses:
-                self.fail(
-                    where + ("loss",), f"must be one of {list(task.losses)} for the {task.name} task, got {value!r}"
-                )
-
-    def _check_space(
-        self, where: Location, space: dict[str, Any], parameters: Mapping[str, Parameter], prefix: str
-    ) -> tuple[dict[str, Any], list[Dimension]]:
-        fixed: dict[str, Any] = {}
-        dimensions: list[Dimension] = []
-        for name, value in space.items():
-            at = where + (name,)
-            if name not in parameters:
-                close = difflib.get_close_matches(name, list(parameters), n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(sorted(parameters))})"
-                self.fail(at, "unknown parameter" + hint)
-                continue
-            adapter = _adapter(parameters[name])
-            if isinstance(value, Choices):
-                dimension = self._check_choices(at, prefix + name, name, value, adapter)
-            elif isinstance(value, Range):
-                dimension = self._check_range(at, prefix + name, name, value, adapter)
-            else:
-                if self._check_value(at, value, adapter):
-                    fixed[name] = _normalised(value, adapter)
-                continue
-            if dimension is not None:
-                dimensions.append(dimension)
-        return fixed, dimensions
-
-    def _check_value(self, at: Location, value: Any, adapter: TypeAdapter[Any] | None) -> bool:
-        if adapter is None:
-            return True
-        try:
-            adapter.validate_python(value)
-        except ValidationError as error:
-            self.fail(at, _first_message(error))
-            return False
-        return True
-
-    def _check_choices(
-        self, at: Location, name: str, target: str, space: Choices, adapter: TypeAdapter[Any] | None
-    ) -> Dimension | None:
-        if not space.choices:
-            self.fail(at + ("choices",), "must list at least one choice")
-            return None
-        valid = all(self._check_value(at + ("choices", i), c, adapter) for i, c in enumerate(space.choices))
-        repeated = {repr(c) for c in space.choices if space.choices.count(c) > 1}
-        if repeated:
-            self.fail(at + ("choices",), f"repeats {', '.join(sorted(repeated))}")
-        if not valid or repeated:
-            return None
-        return Dimension(name, target, choices=tuple(_normalised(c, adapter) for c in space.choices))
-
-    def _check_range(
-        self, at: Location, name: str, target: str, space: Range, adapter: TypeAdapter[Any] | None
-    ) -> Dimension | None:
-        integer = _takes_only_integers(adapter, space)
-        before = len(self.issues)
-        numbers = {"low": space.low, "high": space.high} | ({"step": space.step} if space.step is not None else {})
-        if integer:
-            for key, number in numbers.items():
-                if number != int(number):
-                    self.fail(at + (key,), f"must be an integer: {target} takes integers")
-        if space.low > space.high:
-            self.fail(at + ("low",), f"must be <= high ({space.low} > {space.high})")
-        if space.log and space.low <= 0:
-            self.fail(at + ("low",), "must be > 0 for a log scale")
-        if space.log and space.step is not None:
-            self.fail(at + ("step",), "cannot be combined with log: true")
-        if space.step is not None and space.step <= 0:
-            self.fail(at + ("step",), "must be > 0")
-        for key in ("low", "high"):
-            if not any(issue.location == at + (key,) for issue in self.issues[before:]):
-                self._check_value(at + (key,), numbers[key], adapter)
-        if len(self.issues) > before:
-            return None
-        cast = int if integer else float
-        step = cast(space.step) if space.step is not None else None
-        return Dimension(name, target, cast(space.low), cast(space.high), space.log, step, integer=integer)
-
-    def _check_objectives(self, models: list[ModelPlan]) -> None:
-        for index, objective in enumerate(self.spec.objectives):
-            at: Location = (
-                ("objective", index, "metric") if isinstance(self.spec.objective, list) else ("objective", "metric")
-            )
-            if objective.metric.startswith("test_"):
-                self.fail(at, f"{objective.metric!r} is measured on the test split: tuning on it leaks the test set")
-                continue
-            missing = [p.key for p in models if objective.metric not in _metrics_of(p.entry, self.test_resolutions)]
-            if missing:
-                common = set.intersection(*(set(_metrics_of(p.entry, self.test_resolutions)) for p in models))
-                available = ", ".join(sorted(m for m in common if not m.startswith("test_")))
-                self.fail(at, f"{objective.metric!r} is not logged by {', '.join(missing)} (available: {available})")
-
-    def _check_strategy(self, models: list[ModelPlan], shared: list[Dimension]) -> None:
-        spec = self.spec
-        if len(spec.objectives) > 1 and spec.pruner.name != "none":
-            self.fail(
-                ("pruner", "name"), "pruning needs a single objective (Optuna cannot prune multi-objective trials)"
-            )
-        if spec.sampler.name == "grid":
-            for plan_where, dims in [(("search",), shared)] + [
-                (("models", i, "search"), list(p.dimensions)) for i, p in enumerate(models)
-            ]:
-                for d in dims:
-                    if not d.discrete:
-                        self.fail(plan_where + (d.target,), "a grid needs discrete values: give choices or a step")
-        from sweeplab.strategies import build_pruner, build_sampler
-
-        # Building them is cheap and checks the kwargs against the real constructors.
-        builders = {
-            "sampler": lambda: build_sampler(spec.sampler, spec.trainer.seed, len(spec.objectives)),
-            "pruner": lambda: build_pruner(spec.pruner),
-        }
-        for key, build in builders.items():
-            try:
-                build()
-            except TypeError as error:
-                self.fail((key, "kwargs"), str(error))
-            except ValueError as error:
-                self.fail((key,), str(error))
-
-    def _check_self_tuning(self) -> tuple[list[Dimension], dict[str, Any], list[Dimension]]:
-        """The regularisation hyperparameters (consistent declarations; sampled unless tuned online) and the
-        self-tuning settings (constants or searched spaces, only with ``strategy: self_tuning``)."""
-        spec = self.spec
-        for name, declared in spec.hyperparameters.items():
-            for key, message in declared.problems():
-                self.fail(("hyperparameters", name, key), message)
-        if spec.strategy == "self_tuning" and not spec.hyperparameters:
-            self.fail(("hyperparameters",), "strategy self_tuning needs hyperparameters to tune")
-        if spec.strategy != "self_tuning" and spec.self_tuning:
-            self.fail(("self_tuning",), "only used with strategy: self_tuning")
-        settings = {name: Parameter(name, "self_tuning", f.default) for name, f in _FIELDS_OF["self_tuning"].items()}
-        fixed, dimensions = self._check_space(("self_tuning",), dict(spec.self_tuning), settings, "stn.")
-        if spec.strategy == "self_tuning":
-            return [], fixed, dimensions
-        if spec.sampler.name == "grid" and spec.hyperparameters:
-            self.fail(("hyperparameters",), "a grid cannot sample these continuous ranges: use another sampler")
-        sampled = [
-            Dimension(f"hp.{name}", name, int(d.low), int(d.high), integer=True)
-            if d.discrete
-            else Dimension(f"hp.{name}", name, d.low, d.high)
-            for name, d in spec.hyperparameters.items()
-        ]
-        return sampled, {}, []
-
-    def _check_uris(self) -> None:
-        for key, schemes in _URI_SCHEMES.items():
-            value = self.spec.storage if key == "storage" else self.spec.tracking.uri
-            scheme = value.split(":", 1)[0].split("+", 1)[0] if ":" in value else ""
-            if scheme not in schemes:
-                at: Location = tuple(key.split("."))
-                self.fail(at, f"{value!r} is not a supported URL (schemes: {', '.join(schemes)})")
-
-    def _check_budget(self, study: Study) -> None:
-        budget = self.spec.budget
-        if self.spec.sampler.name == "grid":
-            size = study.grid_size()
-            if budget.n_trials is not None and budget.n_trials > size:
-                self.fail(("budget", "n_trials"), f"the grid has only {size} points")
-        elif budget.n_trials is None and budget.timeout is None:
-            self.fail(("budget",), "give n_trials or timeout")
-
-
-def _unknown(kind: str, name: str, known: Mapping[str, Any]) -> str:
-    close = difflib.get_close_matches(name, list(known), n=1)
-    return f"unknown {kind} {name!r}" + (
-        f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(sorted(known))})"
-    )
-
-
-def _metrics_of(entry: ModelEntry, test_resolutions: tuple[int, ...] = ()) -> tuple[str, ...]:
+def metrics_of(entry: ModelEntry, test_resolutions: tuple[int, ...] = ()) -> tuple[str, ...]:
+    """Every metric a trial of ``entry`` logs: its task's, per test resolution, and the platform's."""
     task = TASKS[entry.task]
     per_resolution = tuple(f"{metric}_{size}" for metric in task.resolution_metrics for size in test_resolutions)
     return task.metrics + per_resolution + PLATFORM_METRICS
-
-
-def _training_parameters() -> dict[str, Parameter]:
-    return {name: Parameter(name, "training", info.default) for name, info in _TRAINING_FIELDS.items()}
-
-
-_ANNOTATION_NAMESPACE: dict[str, Any] = {
-    "Literal": typing.Literal,
-    "Optional": typing.Optional,
-    "Union": typing.Union,
-    "Sequence": typing.Sequence,
-}
-
-
-def _adapter(parameter: Parameter) -> TypeAdapter[Any] | None:
-    """A validator for the parameter's declared type, or None when it cannot be known without importing."""
-    if parameter.annotation in _FIELDS_OF:
-        info = _FIELDS_OF[parameter.annotation][parameter.name]
-        if not info.metadata:
-            return TypeAdapter(info.annotation)
-        return TypeAdapter(typing.Annotated[(info.annotation, *info.metadata)])  # type: ignore[valid-type]
-    if parameter.annotation is None:
-        return None
-    try:
-        annotation = eval(parameter.annotation, dict(_ANNOTATION_NAMESPACE))  # noqa: S307 - our own source
-        return TypeAdapter(annotation)
-    except Exception:  # a type that needs an import (a tensor, a module): not checked here
-        return None
-
-
-def _takes_only_integers(adapter: TypeAdapter[Any] | None, space: Range) -> bool:
-    if adapter is None:
-        return all(isinstance(v, int) for v in (space.low, space.high, space.step or 1))
-    try:
-        adapter.validate_python(0.5, strict=True)
-    except ValidationError:
-        return True
-    return False
-
-
-def _normalised(value: Any, adapter: TypeAdapter[Any] | None) -> Any:
-    # Keep YAML's value but as the declared type (an int where a float is declared becomes a float).
-    if adapter is None:
-        return value
-    validated = adapter.validate_python(value)
-    return validated if isinstance(validated, (bool, int, float, str, type(None), list, dict, tuple)) else value
-
-
-def _first_message(error: ValidationError) -> str:
-    details = error.errors()[0]
-    return details["msg"].removeprefix("Value error, ").replace("Input should be", "must be")

@@ -7,7 +7,6 @@ final values are recorded as the trial's Optuna parameters ``hp.<name>``, so it 
 from __future__ import annotations
 
 import csv
-import functools
 import json
 import os
 import tempfile
@@ -16,77 +15,77 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sweeplab._trial import build_seeded_model, build_task, fit_task
+from sweeplab.record import (
+    PARENT_RUN_TAG,
+    PLAN_ARTIFACT,
+    REPLAY_OF_TAG,
+    REPLAY_ROLE,
+    RESOLVED_STUDY_ARTIFACT,
+    ROLE_TAG,
+    SCHEDULE_ARTIFACT,
+    SCHEDULE_DIR,
+    SEED_PARAM,
+    STUDY_TAG,
+)
+from sweeplab.training import TrialContext, build_seeded_model, build_task, fit_task
 from sweeplab_modules.registry import import_target
 from sweeplab_modules.stn import OnlineHyperparameter, SelfTuningSettings
 
 if TYPE_CHECKING:
     import optuna
-    import pytorch_lightning as pl
 
-    from sweeplab._trial import TrialResult
-    from sweeplab.data import OperatorData
     from sweeplab.spec import Study, TrialPlan
-    from sweeplab.tracking._lightning import BufferedMlflowLogger
+    from sweeplab.training import TrialResult
 
-__all__ = ["ReplayOutcome", "replay_run", "train_scheduled", "train_self_tuning", "trial_trainer"]
+__all__ = [
+    "ReplayOutcome",
+    "Trainer",
+    "replay_run",
+    "train_constant",
+    "train_scheduled",
+    "train_self_tuning",
+    "trial_trainer",
+]
 
-SCHEDULE_ARTIFACT = "self_tuning/schedule.csv"
-PLAN_ARTIFACT = "self_tuning/plan.json"
-
-Trainer = Callable[..., "TrialResult"]
+Trainer = Callable[[TrialContext], "TrialResult"]
 
 
-def trial_trainer(study: Study, trial: optuna.Trial) -> Trainer:
-    """How the runner trains ``trial``: ``train_trial`` when the study declares no hyperparameters."""
+def trial_trainer(study: Study) -> Trainer:
+    """How the engine trains a trial of ``study``: ``train_trial`` when the study declares no hyperparameters."""
     if not study.spec.hyperparameters:
-        from sweeplab._trial import train_trial
+        from sweeplab.training import train_trial
 
         return train_trial
     if study.spec.strategy == "self_tuning":
-        return functools.partial(train_self_tuning, trial=trial)
-
-    def constant(
-        study: Study,
-        plan: TrialPlan,
-        data: OperatorData,
-        logger: BufferedMlflowLogger,
-        callbacks: list[pl.Callback],
-        workdir: Path,
-    ) -> TrialResult:
-        return train_scheduled(study, plan, data, logger, callbacks, workdir, [plan.hyperparameters])
-
-    return constant
+        return train_self_tuning
+    return train_constant
 
 
-def train_self_tuning(
-    study: Study,
-    plan: TrialPlan,
-    data: OperatorData,
-    logger: BufferedMlflowLogger,
-    callbacks: list[pl.Callback],
-    workdir: Path,
-    trial: optuna.Trial | None = None,
-) -> TrialResult:
+def train_constant(context: TrialContext) -> TrialResult:
+    """A sampled trial of a study with regularisation hyperparameters: their values held for the whole training."""
+    return train_scheduled(context, [context.plan.hyperparameters])
+
+
+def train_self_tuning(context: TrialContext) -> TrialResult:
     """One Self-Tuning Network run of the study's architecture and task; the schedule and the plan go to the
-    trial's run, the final hyperparameters to its parameters (MLflow and Optuna)."""
+    trial's run, the final hyperparameters to its parameters (MLflow and, with a trial, Optuna)."""
     from sweeplab_modules.stn import self_tuning_model, self_tuning_task
 
+    study, plan = context.study, context.plan
     hyperparameters = study.spec.hyperparameters
-    model, space, context = self_tuning_model(build_seeded_model(study, plan), hyperparameters)
+    model, space, hyper_context = self_tuning_model(build_seeded_model(study, plan), hyperparameters)
     task = build_task(study, plan, model, self_tuning_task(import_target(study.task.target)))
-    task.attach(space, context, SelfTuningSettings(**plan.self_tuning), study.spec.trainer.gradient_clip_val)
+    task.attach(space, hyper_context, SelfTuningSettings(**plan.self_tuning), study.spec.trainer.gradient_clip_val)
     # Lightning refuses gradient clipping with manual optimisation: the task clips its weight steps itself.
-    result = fit_task(study, plan, data, logger, callbacks, workdir, task, gradient_clip_val=None)
-    run_id, tracker = logger.buffer.run_id, logger.buffer.tracker
-    schedule_path = workdir / "schedule.csv"
+    result = fit_task(context, task, gradient_clip_val=None)
+    schedule_path = context.workdir / Path(SCHEDULE_ARTIFACT).name
     _write_schedule(schedule_path, task.schedule)
-    tracker.log_artifact(run_id, schedule_path, "self_tuning")
-    tracker.log_text(run_id, json.dumps(_plan_record(plan), indent=2), PLAN_ARTIFACT)
+    context.run.log_artifact(schedule_path, SCHEDULE_DIR)
+    context.run.log_text(json.dumps(_plan_record(plan), indent=2), PLAN_ARTIFACT)
     final = _final_values(hyperparameters, space.current())
-    tracker.log(run_id, params={f"hp.{name}": value for name, value in final.items()})
-    if trial is not None:
-        _record_as_params(trial, hyperparameters, final)
+    context.run.log(params={f"hp.{name}": value for name, value in final.items()})
+    if context.trial is not None:
+        _record_as_params(context.trial, hyperparameters, final)
     return result
 
 
@@ -167,24 +166,17 @@ class _ScheduledValues:
         return ScheduledValues(*args)
 
 
-def train_scheduled(
-    study: Study,
-    plan: TrialPlan,
-    data: OperatorData,
-    logger: BufferedMlflowLogger,
-    callbacks: list[pl.Callback],
-    workdir: Path,
-    schedule: Sequence[Mapping[str, float]],
-) -> TrialResult:
+def train_scheduled(context: TrialContext, schedule: Sequence[Mapping[str, float]]) -> TrialResult:
     """Train the plain architecture (no best-response layers) with the study's regularisers set, at weight step
     ``k``, to row ``k`` of ``schedule`` (one row: constant values, a sampled trial)."""
     from sweeplab_modules.stn import HyperContext, regularised
 
-    context = HyperContext()
-    task = build_task(study, plan, regularised(build_seeded_model(study, plan), study.spec.hyperparameters, context))
-    scheduled = _ScheduledValues(context, study.spec.hyperparameters, schedule)
-    gradient_clip_val = study.spec.trainer.gradient_clip_val
-    return fit_task(study, plan, data, logger, [*callbacks, scheduled], workdir, task, gradient_clip_val)
+    study, plan = context.study, context.plan
+    hyper_context = HyperContext()
+    model = regularised(build_seeded_model(study, plan), study.spec.hyperparameters, hyper_context)
+    task = build_task(study, plan, model)
+    scheduled = _ScheduledValues(hyper_context, study.spec.hyperparameters, schedule)
+    return fit_task(context, task, study.spec.trainer.gradient_clip_val, [scheduled])
 
 
 @dataclass(frozen=True)
@@ -202,11 +194,10 @@ def replay_run(run_id: str, tracking_uri: str) -> ReplayOutcome:
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    from sweeplab._trial import quiet_lightning
     from sweeplab.data import load_dataset
     from sweeplab.spec import TrialPlan, parse_study
-    from sweeplab.tracking import MetricBuffer, Tracker
-    from sweeplab.tracking._lightning import BufferedMlflowLogger
+    from sweeplab.tracking import TrackedRun, Tracker
+    from sweeplab.training import quiet_lightning
     from sweeplab_modules.training import TrainingConfig
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # three small files: no bars
@@ -215,7 +206,7 @@ def replay_run(run_id: str, tracking_uri: str) -> ReplayOutcome:
         run = client.get_run(run_id)
     except MlflowException as error:
         raise LookupError(f"no run {run_id!r} in {tracking_uri}: {error.message}") from None
-    parent_id = run.data.tags.get("mlflow.parentRunId")
+    parent_id = run.data.tags.get(PARENT_RUN_TAG)
     with tempfile.TemporaryDirectory(prefix="sweeplab-replay-") as folder:
         workdir = Path(folder)
         try:
@@ -225,8 +216,8 @@ def replay_run(run_id: str, tracking_uri: str) -> ReplayOutcome:
             raise LookupError(f"run {run_id} has no self-tuning schedule (not a self_tuning trial?)") from None
         if parent_id is None:
             raise LookupError(f"run {run_id} has no parent study run holding the study")
-        study_text = Path(client.download_artifacts(parent_id, "study.resolved.yaml", folder)).read_text()
-        study = parse_study(study_text, f"run {parent_id}: study.resolved.yaml")
+        study_text = Path(client.download_artifacts(parent_id, RESOLVED_STUDY_ARTIFACT, folder)).read_text()
+        study = parse_study(study_text, f"run {parent_id}: {RESOLVED_STUDY_ARTIFACT}")
         record["training"] = TrainingConfig(**record["training"])
         plan = TrialPlan(**record)
         quiet_lightning()
@@ -237,16 +228,15 @@ def replay_run(run_id: str, tracking_uri: str) -> ReplayOutcome:
         data = load_dataset(study.spec.data.name, study.data_params, data_dir=study.spec.data.dir)
         experiment = client.get_experiment(run.info.experiment_id).name
         tracker = Tracker(tracking_uri, experiment)
-        tags = {"sweeplab.role": "replay", "sweeplab.replay_of": run_id, "sweeplab.study": study.name}
-        replay_id = tracker.open_run(f"replay-{run.info.run_name}", tags, parent_run_id=parent_id)
-        tracker.log(replay_id, params={**plan.flat_params(), "replay_of": run_id, "seed": study.spec.trainer.seed})
-        buffer = MetricBuffer(tracker, replay_id)
+        tags = {ROLE_TAG: REPLAY_ROLE, REPLAY_OF_TAG: run_id, STUDY_TAG: study.name}
+        replay = TrackedRun(tracker, tracker.open_run(f"replay-{run.info.run_name}", tags, parent_run_id=parent_id))
+        replay.log(params={**plan.flat_params(), "replay_of": run_id, SEED_PARAM: study.spec.trainer.seed})
         status = "FAILED"
         try:
-            result = train_scheduled(study, plan, data, BufferedMlflowLogger(buffer), [], workdir, schedule)
+            result = train_scheduled(TrialContext(study, plan, data, replay, workdir), schedule)
             status = "FINISHED"
         finally:
-            buffer.flush()
-            tracker.end_run(replay_id, status)
+            replay.metrics.flush()
+            replay.end(status)
     metric = study.metrics[0]
-    return ReplayOutcome(run_id, replay_id, metric, run.data.metrics.get(metric), result.metrics[metric])
+    return ReplayOutcome(run_id, replay.run_id, metric, run.data.metrics.get(metric), result.metrics[metric])

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sweeplab._sqlite import prepare_sqlite
+from sweeplab.record import PARENT_RUN_TAG
 
 if TYPE_CHECKING:
     from mlflow.entities import Metric
@@ -70,7 +71,7 @@ class Tracker:
             return run_id
         all_tags = {"mlflow.runName": name, **tags}
         if parent_run_id is not None:
-            all_tags["mlflow.parentRunId"] = parent_run_id
+            all_tags[PARENT_RUN_TAG] = parent_run_id
         return self.client.create_run(self.experiment_id, run_name=name, tags=all_tags).info.run_id
 
     def log(
@@ -127,6 +128,30 @@ class Tracker:
 def _param_text(value: Any) -> str:
     text = str(value)
     return text if len(text) <= _MAX_PARAM_CHARS else text[: _MAX_PARAM_CHARS - 3] + "..."
+
+
+class TrackedRun:
+    """One open MLflow run, the handle its writers share: direct writes, and metric rows buffered for Lightning
+    (``metrics``, flushed by whoever ends the run)."""
+
+    def __init__(self, tracker: Tracker, run_id: str, interval: float = 2.0) -> None:
+        self.tracker = tracker
+        self.run_id = run_id
+        self.metrics = MetricBuffer(tracker, run_id, interval)
+
+    def log(
+        self, metrics: Mapping[str, float] = {}, params: Mapping[str, Any] = {}, tags: Mapping[str, Any] = {}
+    ) -> None:
+        self.tracker.log(self.run_id, metrics=metrics, params=params, tags=tags)
+
+    def log_text(self, text: str, path: str) -> None:
+        self.tracker.log_text(self.run_id, text, path)
+
+    def log_artifact(self, local_path: str | Path, artifact_path: str | None = None) -> None:
+        self.tracker.log_artifact(self.run_id, local_path, artifact_path)
+
+    def end(self, status: str, tags: Mapping[str, Any] = {}) -> None:
+        self.tracker.end_run(self.run_id, status, tags)
 
 
 class MetricBuffer:

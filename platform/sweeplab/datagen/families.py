@@ -25,9 +25,9 @@ from typing import Literal, get_args
 
 import numpy as np
 
-from sweeplab.data._grf import sample_gaussian_random_field
-from sweeplab.data.darcy import darcy_system
-from sweeplab.data.solvers import LinearSystem
+from sweeplab.datagen._grf import sample_gaussian_random_field
+from sweeplab.datagen.darcy import darcy_system
+from sweeplab.datagen.solvers import LinearSystem
 
 __all__ = ["FAMILIES", "Family", "helmholtz_system", "poisson_system", "random_systems"]
 

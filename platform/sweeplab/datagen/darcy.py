@@ -28,9 +28,9 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from sweeplab.data._grf import sample_gaussian_random_field
 from sweeplab.data._splits import ResolutionArrays, SampleArrays, check_resolutions, multi_resolution_field
-from sweeplab.data.solvers import LinearSystem, SolverMethod, solve_sequence
+from sweeplab.datagen._grf import sample_gaussian_random_field
+from sweeplab.datagen.solvers import LinearSystem, SolverMethod, solve_sequence
 
 __all__ = ["DarcyParams", "darcy_sample", "darcy_samples", "darcy_system", "generate_darcy", "solve_darcy"]
 
@@ -153,7 +153,7 @@ def solve_darcy(
     """Solve -div(a grad u) = f on (0,1)^2 with u = 0 on the boundary (the system of ``darcy_system``).
 
     Returns u at the nodes of ``a``, exactly zero on the boundary. ``solver`` is a method of
-    ``sweeplab.data.solvers``; ``tolerance`` bounds the relative residual of the iterative ones.
+    ``sweeplab.datagen.solvers``; ``tolerance`` bounds the relative residual of the iterative ones.
     """
     (solution,), _ = solve_sequence([darcy_system(a, f)], solver, tolerance)
     return _embed(a, solution)

@@ -17,12 +17,15 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from optuna.exceptions import ExperimentalWarning
+from optuna.storages import RDBStorage
+from optuna.trial import FrozenTrial, TrialState
+
 from sweeplab._sqlite import prepare_sqlite
+from sweeplab.record import finished_trials
 
 if TYPE_CHECKING:
     import optuna
-    from optuna.storages import RDBStorage
-    from optuna.trial import FrozenTrial
 
     from sweeplab.spec._schema import Heartbeat
 
@@ -110,61 +113,62 @@ def _lock_engine(url: str) -> Any:
     return _lock_engines[url]
 
 
+class WorkerStorage(RDBStorage):
+    """Optuna's RDB storage as one worker of a study uses it: no trial started beyond ``budget`` (None: no limit)
+    by any worker, a queued or lost trial taken by one thread only on SQLite, and heartbeats that survive a
+    database restart. A module-level class, so that it pickles as Optuna's storages do."""
+
+    def __init__(self, url: str, budget: int | None = None, **kwargs: Any) -> None:
+        prepare_sqlite(url)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)  # heartbeats are experimental in Optuna 5
+            super().__init__(url, engine_kwargs=engine_options(url), **kwargs)
+        self.budget = budget
+
+    # The method every new trial goes through: Optuna's caching wrapper calls it rather than the public one.
+    def _create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> FrozenTrial:
+        if self.budget is None or template_trial is not None:  # a queued retry replaces a trial, adds none
+            return super()._create_new_trial(study_id, template_trial)
+        with study_lock(self.url, "trial-start"):
+            trials = self.get_all_trials(study_id, deepcopy=False)
+            pending = sum(1 for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING))
+            if finished_trials(trials) + pending >= self.budget:
+                raise BudgetReachedError(f"{self.budget} trials finished or in flight")
+            return super()._create_new_trial(study_id, template_trial)
+
+    def set_trial_state_values(self, trial_id: int, state: TrialState, values: Sequence[float] | None = None) -> bool:
+        # Taking a queued trial reads that it is WAITING, then marks it RUNNING; failing a stale trial reads
+        # that it is RUNNING, then marks it FAIL. SQLite ignores Optuna's row lock (SELECT ... FOR UPDATE), so
+        # two threads or processes could both take a queued trial and train it twice, or both fail a lost
+        # trial and queue its retry twice. (PostgreSQL honours the row lock.)
+        if state not in (TrialState.RUNNING, TrialState.FAIL) or is_postgresql(self.url):
+            return super().set_trial_state_values(trial_id, state, values)
+        with study_lock(self.url, "trial-start"):
+            return super().set_trial_state_values(trial_id, state, values)
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        # Optuna beats from a thread that dies with its first error: a database restart would silence a
+        # live trial for good, and another worker would then fail it as lost. A beat missed while the
+        # database is away is skipped; the next one reconnects.
+        try:
+            super().record_heartbeat(trial_id)
+        except Exception as error:  # Optuna wraps the database's errors in its own
+            if lost_connection(error) is None:
+                raise
+
+
 def open_storage(
     url: str,
     heartbeat: Heartbeat,
     budget: int | None,
-    on_stale_trial: Callable[[optuna.Study, FrozenTrial], None],
-) -> RDBStorage:
+    on_stale_trial: Callable[[optuna.Study, FrozenTrial], None] | None,
+) -> WorkerStorage:
     """The study's Optuna storage: heartbeats every ``heartbeat.interval`` seconds, ``on_stale_trial`` for the
     trials of lost workers, and no trial started beyond ``budget`` (None: no limit) by any worker."""
-    from optuna.exceptions import ExperimentalWarning
-    from optuna.storages import RDBStorage
-    from optuna.trial import TrialState
-
-    from sweeplab._runner import finished_trials
-
-    class WorkerStorage(RDBStorage):
-        # The method every new trial goes through: Optuna's caching wrapper calls it rather than the public one.
-        def _create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> FrozenTrial:
-            if budget is None or template_trial is not None:  # a queued retry replaces a trial, adds none
-                return super()._create_new_trial(study_id, template_trial)
-            with study_lock(url, "trial-start"):
-                trials = self.get_all_trials(study_id, deepcopy=False)
-                pending = sum(1 for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING))
-                if finished_trials(trials) + pending >= budget:
-                    raise BudgetReachedError(f"{budget} trials finished or in flight")
-                return super()._create_new_trial(study_id, template_trial)
-
-        def set_trial_state_values(
-            self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
-        ) -> bool:
-            # Taking a queued trial reads that it is WAITING, then marks it RUNNING; failing a stale trial reads
-            # that it is RUNNING, then marks it FAIL. SQLite ignores Optuna's row lock (SELECT ... FOR UPDATE), so
-            # two threads or processes could both take a queued trial and train it twice, or both fail a lost
-            # trial and queue its retry twice. (PostgreSQL honours the row lock.)
-            if state not in (TrialState.RUNNING, TrialState.FAIL) or is_postgresql(url):
-                return super().set_trial_state_values(trial_id, state, values)
-            with study_lock(url, "trial-start"):
-                return super().set_trial_state_values(trial_id, state, values)
-
-        def record_heartbeat(self, trial_id: int) -> None:
-            # Optuna beats from a thread that dies with its first error: a database restart would silence a
-            # live trial for good, and another worker would then fail it as lost. A beat missed while the
-            # database is away is skipped; the next one reconnects.
-            try:
-                super().record_heartbeat(trial_id)
-            except Exception as error:  # Optuna wraps the database's errors in its own
-                if lost_connection(error) is None:
-                    raise
-
-    prepare_sqlite(url)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ExperimentalWarning)  # heartbeats are experimental in Optuna 5
-        return WorkerStorage(
-            url,
-            engine_kwargs=engine_options(url),
-            heartbeat_interval=heartbeat.interval,
-            grace_period=heartbeat.grace,
-            heartbeat_stale_trial_callback=on_stale_trial,
-        )
+    return WorkerStorage(
+        url,
+        budget,
+        heartbeat_interval=heartbeat.interval,
+        grace_period=heartbeat.grace,
+        heartbeat_stale_trial_callback=on_stale_trial,
+    )

@@ -5,18 +5,20 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from sweeplab.commands._exit import EXIT_FAILED, EXIT_OK
 
-def print_studies(storage: str) -> int:
+
+def studies_command(storage: str) -> int:
     if storage.startswith("sqlite:///") and not Path(storage.removeprefix("sqlite:///")).exists():
         print(f"no study storage at {storage} (run a study first)", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     import optuna
     from optuna.trial import TrialState
     from rich.console import Console
     from rich.table import Table
 
-    from sweeplab._console import format_value
-    from sweeplab._runner import best_trials
+    from sweeplab.record import MODEL_ATTR, best_trials
+    from sweeplab.run._display import format_value
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     table = Table(title=f"studies in {storage}", title_justify="left")
@@ -39,11 +41,11 @@ def print_studies(storage: str) -> int:
             str(counts[TrialState.FAIL]),
             str(counts[TrialState.RUNNING]),
             format_value(best.values if best and len(best.values) > 1 else (best.value if best else None)),
-            str(best.user_attrs.get("model", "")) if best else "",
+            str(best.user_attrs.get(MODEL_ATTR, "")) if best else "",
             str(best.number) if best else "",
         )
     console = Console()
     if not console.is_terminal:
         console.width = 120  # a pipe or a file gets the whole table, not 80 truncated columns
     console.print(table)
-    return 0
+    return EXIT_OK

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 from sweeplab._sqlite import prepare_sqlite
+from sweeplab.commands._exit import EXIT_INVALID
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -17,7 +18,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(probe.getsockname()[1])
 
 
-def ui_command(tracking_uri: str, host: str, port: int) -> list[str]:
+def server_argv(tracking_uri: str, host: str, port: int) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -34,6 +35,19 @@ def ui_command(tracking_uri: str, host: str, port: int) -> list[str]:
     ]
 
 
+def ui_command(study_path: str | None, tracking_uri: str | None, host: str, port: int) -> int:
+    """The UI against ``tracking_uri``, else the tracking store of the study at ``study_path``, else the default."""
+    from sweeplab.commands._study import load_or_report
+    from sweeplab.spec import DEFAULT_TRACKING_URI
+
+    if tracking_uri is None and study_path:
+        study = load_or_report(study_path)
+        if study is None:
+            return EXIT_INVALID
+        tracking_uri = study.spec.tracking.uri
+    return serve(tracking_uri or DEFAULT_TRACKING_URI, host, port)
+
+
 def serve(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000) -> int:
     """Start the UI and wait for it; Ctrl-C or SIGTERM stops it and the server processes it started."""
     prepare_sqlite(tracking_uri)
@@ -44,7 +58,7 @@ def serve(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000) -> int:
     # Its own process group: the MLflow server starts worker processes, and all of them must go with it.
     # MLflow's job runner (eight worker processes for GenAI scorers) has nothing to do for sweeps.
     env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
-    process = subprocess.Popen(ui_command(tracking_uri, host, port), start_new_session=True, env=env)
+    process = subprocess.Popen(server_argv(tracking_uri, host, port), start_new_session=True, env=env)
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         return process.wait()

@@ -1,7 +1,7 @@
 """Where a trial trains: the least busy GPU of its host, and room on that GPU after running out of memory.
 
 Several trials share a GPU when a study runs ``budget.n_jobs`` trials at once or several ``sweeplab worker``
-processes on one machine. Each trial records its device on its Optuna trial (``device``: ``<host>/<GPU uuid>`` or
+processes on one machine. Each trial records its device on its Optuna trial (``DEVICE_ATTR``: ``<host>/<GPU uuid>`` or
 ``<host>/cpu``, with `` (waiting for memory)`` appended while it waits), so the trials of a device are counted the
 same way for threads of one process and for worker processes, whatever GPUs each process sees: from the study's
 storage.
@@ -14,45 +14,16 @@ import gc
 import platform
 import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import AbstractContextManager
-from contextvars import ContextVar
 from typing import TYPE_CHECKING
+
+from sweeplab.record import DEVICE_ATTR
 
 if TYPE_CHECKING:
     import optuna
 
-DEVICE_ATTR = "device"
 WAITING = "(waiting for memory)"
-MAX_ATTEMPTS = 3
-"""How many times a trial trains at most: the first time, and after running out of memory beside other trials."""
-
-_trial_device: ContextVar[int | None] = ContextVar("sweeplab_trial_device", default=None)
-
-
-@contextlib.contextmanager
-def training_on(index: int | None) -> Iterator[None]:
-    """Trainers built inside this block (``fit_task``) train on GPU ``index`` (None: as the study says)."""
-    token = _trial_device.set(index)
-    try:
-        yield
-    finally:
-        _trial_device.reset(token)
-
-
-def trial_gpu() -> int | None:
-    """The GPU that ``training_on`` chose for the trial being built in this thread, if any."""
-    return _trial_device.get()
-
-
-def is_out_of_memory(error: BaseException) -> bool:
-    """A device ran out of memory: PyTorch's allocator, or a CUDA library's own allocation (cuFFT, cuBLAS)."""
-    import torch
-
-    if isinstance(error, torch.cuda.OutOfMemoryError):
-        return True
-    text = str(error)
-    return isinstance(error, RuntimeError) and ("out of memory" in text or "ALLOC_FAILED" in text)
 
 
 def release_device_memory() -> None:
@@ -149,7 +120,7 @@ class DevicePlacement:
         from optuna.exceptions import ExperimentalWarning
         from optuna.storages import fail_stale_trials
 
-        from sweeplab._storage import lost_connection
+        from sweeplab.run._storage import lost_connection
 
         try:
             with warnings.catch_warnings():

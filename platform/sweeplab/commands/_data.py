@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sweeplab.cli import EXIT_INVALID
+from sweeplab.commands._exit import EXIT_INVALID, EXIT_OK
 from sweeplab.data._cache import (
     CachedDataset,
     cached_datasets,
@@ -86,13 +86,13 @@ def generate_command(name: str, assignments: Sequence[str], data_dir: Path | Non
         return EXIT_INVALID
     # The generators report progress as a bar on a terminal, otherwise as log lines: let those through.
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    logging.getLogger("sweeplab.data").setLevel(logging.INFO)
+    logging.getLogger("sweeplab.datagen").setLevel(logging.INFO)
     started = time.perf_counter()
     dataset = ensure_dataset(name, params, data_dir)
     what = f"generated in {time.perf_counter() - started:.1f} s" if dataset.generated else "already cached"
     print(f"{dataset.name} {dataset.identity}: {what}")
     print(f"{dataset.path} ({_size(dataset.size_bytes)})")
-    return 0
+    return EXIT_OK
 
 
 def _key_params(dataset: CachedDataset) -> str:
@@ -123,7 +123,7 @@ def list_command(data_dir: Path | None) -> int:
         console = Console(width=200)
     if not datasets:
         console.print(f"no cached data sets in {directory}")
-        return 0
+        return EXIT_OK
     table = Table(title=f"data sets in {directory}", title_justify="left")
     table.add_column("name", no_wrap=True)
     table.add_column("hash", no_wrap=True, min_width=16)
@@ -134,4 +134,4 @@ def list_command(data_dir: Path | None) -> int:
         created = dataset.created.astimezone().strftime("%Y-%m-%d %H:%M")
         table.add_row(dataset.name, dataset.identity, _key_params(dataset), _size(dataset.size_bytes), created)
     console.print(table)
-    return 0
+    return EXIT_OK

@@ -5,21 +5,39 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sweeplab._placement import trial_gpu
+from sweeplab.record import CHECKPOINT_FILE, DEVICE_TAG, EPOCHS_METRIC, FIT_SECONDS_METRIC, N_PARAMS
+from sweeplab.training._device import trial_gpu
 from sweeplab_modules.registry import build_model, import_target
 
 if TYPE_CHECKING:
+    import optuna
     import pytorch_lightning as pl
     from torch import nn
 
     from sweeplab.data import OperatorData
     from sweeplab.spec import Study, TrialPlan
-    from sweeplab.tracking._lightning import BufferedMlflowLogger
+    from sweeplab.tracking import TrackedRun
     from sweeplab_modules.tasks.base import SweepTask
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """One training of a trial, everything a trainer gets: what to train (``study``, ``plan``) on which ``data``,
+    the MLflow run it records into (``run``), a scratch folder, the Lightning callbacks the engine puts on it
+    (pruning, guards, progress) and the Optuna trial (None for a replay)."""
+
+    study: Study
+    plan: TrialPlan
+    data: OperatorData
+    run: TrackedRun
+    workdir: Path
+    callbacks: tuple[pl.Callback, ...] = ()
+    trial: optuna.Trial | None = None
 
 
 @dataclass(frozen=True)
@@ -40,17 +58,10 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
 
 
-def train_trial(
-    study: Study,
-    plan: TrialPlan,
-    data: OperatorData,
-    logger: BufferedMlflowLogger,
-    callbacks: list[pl.Callback],
-    workdir: Path,
-) -> TrialResult:
+def train_trial(context: TrialContext) -> TrialResult:
     """The plain trial: the registered architecture in the study's task, fitted and tested."""
-    task = build_task(study, plan, build_seeded_model(study, plan))
-    return fit_task(study, plan, data, logger, callbacks, workdir, task, study.spec.trainer.gradient_clip_val)
+    task = build_task(context.study, context.plan, build_seeded_model(context.study, context.plan))
+    return fit_task(context, task, context.study.spec.trainer.gradient_clip_val)
 
 
 def build_seeded_model(study: Study, plan: TrialPlan) -> nn.Module:
@@ -69,22 +80,19 @@ def build_task(study: Study, plan: TrialPlan, model: nn.Module, task_class: type
 
 
 def fit_task(
-    study: Study,
-    plan: TrialPlan,
-    data: OperatorData,
-    logger: BufferedMlflowLogger,
-    callbacks: list[pl.Callback],
-    workdir: Path,
-    task: SweepTask,
-    gradient_clip_val: float | None,
+    context: TrialContext, task: SweepTask, gradient_clip_val: float | None, extra_callbacks: Sequence[pl.Callback] = ()
 ) -> TrialResult:
-    """Fit ``task`` on the trial's data, test it, save its weights; every strategy's trials end here."""
+    """Fit ``task`` on the trial's data, test it, save its weights; every strategy's trials end here. The metrics
+    are flushed to the run; ending the run is the engine's (it still logs the checkpoint of a best trial)."""
     import pytorch_lightning as pl
 
     from sweeplab.data.datamodule import OperatorDataModule
+    from sweeplab.tracking._lightning import BufferedMlflowLogger
 
-    trainer_spec = study.spec.trainer
-    datamodule = OperatorDataModule(data, batch_size=plan.training.batch_size, seed=trainer_spec.seed)
+    trainer_spec = context.study.spec.trainer
+    batch_size = context.plan.training.batch_size
+    datamodule = OperatorDataModule(context.data, batch_size=batch_size, seed=trainer_spec.seed)
+    logger = BufferedMlflowLogger(context.run.metrics)
     gpu = trial_gpu()  # the runner's placement over this host's GPUs
     trainer = pl.Trainer(
         max_epochs=trainer_spec.max_epochs,
@@ -94,29 +102,27 @@ def fit_task(
         deterministic=trainer_spec.deterministic,
         gradient_clip_val=gradient_clip_val,
         logger=logger,
-        callbacks=callbacks,
+        callbacks=[*context.callbacks, *extra_callbacks],
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
-        default_root_dir=workdir,
+        default_root_dir=context.workdir,
     )
-    logger.buffer.tracker.log(
-        logger.buffer.run_id, params={"n_params": task.n_params}, tags={"sweeplab.device": _device_name(trainer)}
-    )
+    context.run.log(params={N_PARAMS: task.n_params}, tags={DEVICE_TAG: _device_name(trainer)})
     started = time.perf_counter()
     trainer.fit(task, datamodule=datamodule)
     fit_seconds = time.perf_counter() - started
     trainer.test(task, datamodule=datamodule, verbose=False)
-    checkpoint = workdir / "model.ckpt"
+    checkpoint = context.workdir / CHECKPOINT_FILE
     trainer.save_checkpoint(checkpoint, weights_only=True)
     platform_metrics: dict[str, Any] = {
-        "n_params": task.n_params,
-        "fit_seconds": fit_seconds,
-        "epochs": trainer.current_epoch,
+        N_PARAMS: task.n_params,
+        FIT_SECONDS_METRIC: fit_seconds,
+        EPOCHS_METRIC: trainer.current_epoch,
     }
-    logger.buffer.add(platform_metrics, step=trainer.current_epoch)
-    logger.buffer.flush()
+    context.run.metrics.add(platform_metrics, step=trainer.current_epoch)
+    context.run.metrics.flush()
     return TrialResult({**logger.last, **platform_metrics}, checkpoint)
 
 

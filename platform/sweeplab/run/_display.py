@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from sweeplab.record import MODEL_ATTR, REASON_ATTR
+
+if TYPE_CHECKING:
+    import optuna
 
 
 def format_value(value: float | Sequence[float] | None) -> str:
@@ -15,6 +21,24 @@ def format_value(value: float | Sequence[float] | None) -> str:
     if isinstance(value, (list, tuple)):
         return "(" + ", ".join(f"{v:.5g}" for v in value) + ")"
     return f"{value:.5g}"
+
+
+def _objective_text(values: Sequence[float] | None) -> str:
+    return format_value(values[0] if values and len(values) == 1 else values)
+
+
+def trial_line(trial: optuna.trial.FrozenTrial) -> str:
+    """A finished trial: number, state, architecture, objective, and why it was pruned or failed."""
+    line = f"trial {trial.number:>3} {trial.state.name:<8} {trial.user_attrs.get(MODEL_ATTR, '?'):<12} "
+    line += _objective_text(trial.values)
+    reason = trial.user_attrs.get(REASON_ATTR, "")
+    return line + (f"  [dim]{reason[:100]}[/]" if reason else "")  # only pruned and failed trials have one
+
+
+def best_line(best: list[optuna.trial.FrozenTrial]) -> str:
+    if not best:
+        return "best: -"
+    return f"best {_objective_text(best[0].values)} ({best[0].user_attrs.get(MODEL_ATTR)}, trial {best[0].number})"
 
 
 class StudyProgress:

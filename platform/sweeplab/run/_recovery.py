@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 from optuna.exceptions import ExperimentalWarning
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 
+from sweeplab.record import INTERRUPTED_ATTR, RETRY_OF_ATTR, RUN_ATTR
+
 if TYPE_CHECKING:
     import optuna
     from optuna.trial import FrozenTrial
@@ -33,8 +35,6 @@ class StaleTrialRecovery(RetryHeartbeatStaleTrialCallback):
         self.grace = grace
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        from sweeplab._runner import INTERRUPTED_ATTR, RETRY_OF_ATTR, RUN_ATTR
-
         history = [*trial.system_attrs.get("retry_history", []), trial.number]  # as Optuna's retry counts
         retried = not trial.user_attrs.get(INTERRUPTED_ATTR) and len(history) <= self._max_retry
         run_id = trial.user_attrs.get(RUN_ATTR)

@@ -7,12 +7,20 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from sweeplab.compare._aggregate import compare
+from sweeplab.commands._exit import EXIT_FAILED, EXIT_INVALID, EXIT_OK
+from sweeplab.compare import (
+    CompareError,
+    StudySource,
+    cka_section,
+    compare,
+    load_records,
+    log_report,
+    study_plots,
+    with_cka,
+    write_report,
+)
 from sweeplab.compare._formats import TERMINAL_WIDTH, render_csv, render_json, render_markdown, render_table
-from sweeplab.compare._records import CompareError, StudySource, load_records, resolve_source
-
-EXIT_FAILED = 1
-EXIT_INVALID = 2
+from sweeplab.compare._records import resolve_source
 
 
 def compare_command(
@@ -41,8 +49,6 @@ def compare_command(
         all_records = [load_records(source, metric) for source in sources]
         comparison = compare(all_records, top_k)
         if output_format == "json" or out is not None:  # the CKA of representation studies loads their models
-            from sweeplab.compare._cka import with_cka
-
             comparison = with_cka(comparison, all_records)
     except CompareError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -54,11 +60,7 @@ def compare_command(
     elif output_format in renderers:
         sys.stdout.write(renderers[output_format](comparison))
     if out is None:
-        return 0
-
-    from sweeplab.compare._plots import study_plots
-    from sweeplab.compare._report import cka_section, log_report, write_report
-
+        return EXIT_OK
     plots = [plot for records in all_records for plot in study_plots(records, comparison)]
     similarity = cka_section(comparison)
     report = write_report(comparison, plots, out, [similarity] if similarity else [])
@@ -69,4 +71,4 @@ def compare_command(
         runs = log_report(all_records, report)
         where = f"; logged on parent run(s) {', '.join(runs)}"
     print(f"report: {report}{where}", file=sys.stderr)
-    return 0
+    return EXIT_OK

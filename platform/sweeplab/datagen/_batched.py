@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 
 from sweeplab.data._splits import ResolutionArrays, SampleArrays
-from sweeplab.data.darcy import _progress
+from sweeplab.datagen.darcy import _progress
 
 __all__ = ["generate_in_batches", "sample_rng"]
 

@@ -32,10 +32,10 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from sweeplab.data._batched import generate_in_batches, sample_rng
-from sweeplab.data._spectral import dealiasing_cutoff, fft_wavenumbers
 from sweeplab.data._splits import ResolutionArrays, check_resolutions, multi_resolution_field
 from sweeplab.data._types import TimeWindow
+from sweeplab.datagen._batched import generate_in_batches, sample_rng
+from sweeplab.datagen._spectral import dealiasing_cutoff, fft_wavenumbers
 
 if TYPE_CHECKING:
     import torch

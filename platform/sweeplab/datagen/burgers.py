@@ -24,9 +24,9 @@ import math
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from sweeplab.data._batched import generate_in_batches, sample_rng
-from sweeplab.data._spectral import dealiasing_cutoff
 from sweeplab.data._splits import ResolutionArrays, check_resolutions, multi_resolution_field
+from sweeplab.datagen._batched import generate_in_batches, sample_rng
+from sweeplab.datagen._spectral import dealiasing_cutoff
 
 __all__ = ["BurgersParams", "generate_burgers", "random_initial_condition", "solve_burgers"]
 

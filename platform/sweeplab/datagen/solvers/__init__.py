@@ -1,0 +1,47 @@
+"""Linear solvers for data generation: one call solves a whole sequence of systems A_i x_i = b_i.
+
+Data sets for operator learning solve many systems whose matrices come from similar parameter fields p_i. The
+methods (``SolverMethod``):
+
+- ``direct``: sparse LU (SuperLU) with a symmetric fill-reducing ordering, per system.
+- ``amg``: conjugate gradients preconditioned by one algebraic-multigrid V-cycle (pyamg, classical Ruge-Stueben
+  coarsening), set up per system. Only for symmetric positive definite systems.
+- ``gmres``: scipy's restarted GMRES(40), no preconditioner: the baseline of the SKR paper.
+- ``skr``: Sorting Krylov Recycling (Wang et al., ICLR 2024): the systems are put in greedy nearest-neighbour
+  order of their parameter fields (Frobenius distance), then solved one after another by GCRO-DR(m = 40,
+  k = 20) (Parks, de Sturler et al. 2006), which carries a k-dimensional recycle space from each system to the
+  next. GCRO-DR is implemented in ``_gcrodr``, not scipy's ``gcrotmk``: see its docstring. No
+  preconditioner, as in the paper's unpreconditioned setting.
+- ``auto``: ``choose_method`` by size and definiteness, from the measurements recorded there.
+
+Tolerance: the iterative methods stop when the true relative residual ||b - A x|| / ||b|| <= tolerance (checked
+with a fresh product A x, not the recurrence); the direct method is exact to rounding. Solutions come back in
+the order of the input, whatever order the method solved them in.
+"""
+
+from sweeplab.datagen.solvers._sequence import (
+    SOLVER_METHODS,
+    SolverMethod,
+    SolveStats,
+    choose_method,
+    greedy_order,
+    iter_solutions,
+    resolve_method,
+    single_threaded_blas,
+    solve_sequence,
+)
+from sweeplab.datagen.solvers._system import ConvergenceError, LinearSystem
+
+__all__ = [
+    "SOLVER_METHODS",
+    "ConvergenceError",
+    "LinearSystem",
+    "SolveStats",
+    "SolverMethod",
+    "choose_method",
+    "greedy_order",
+    "iter_solutions",
+    "resolve_method",
+    "single_threaded_blas",
+    "solve_sequence",
+]

@@ -1,0 +1,28 @@
+"""The shared vocabulary of the solvers: a linear system, and the error of a solve that did not converge."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["ConvergenceError", "LinearSystem"]
+
+
+class ConvergenceError(RuntimeError):
+    """An iterative solver did not reach the requested tolerance within its iteration budget."""
+
+
+@dataclass(frozen=True)
+class LinearSystem:
+    """One system ``matrix @ x = rhs``; ``parameter`` is the field it was assembled from (SKR sorts by it)."""
+
+    matrix: Any  # a square scipy sparse array
+    rhs: np.ndarray
+    parameter: np.ndarray
+    definite: bool  # symmetric positive definite: AMG-CG applies
+
+    @property
+    def unknowns(self) -> int:
+        return self.rhs.shape[0]

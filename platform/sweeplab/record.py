@@ -1,0 +1,205 @@
+"""The record contract: what a study writes and its readers read, spelled once.
+
+Writers (the engine in ``sweeplab.run``, the trainers in ``sweeplab.training`` and ``sweeplab.strategies``) and
+readers (``sweeplab.compare``, the stale-trial recovery, the storage's budget, ``replay``, ``sweeplab studies``)
+import these names; no other module spells an attribute name, a tag key or an artifact path. A study's records:
+
+- Optuna, on the study: ``PARENT_RUN_ATTR`` (its MLflow parent run), ``SPEC_HASH_ATTR``.
+- Optuna, on each trial: ``RUN_ATTR`` (its MLflow run), ``MODEL_ATTR`` and ``ARCHITECTURE_ATTR``, ``DEVICE_ATTR``,
+  ``REASON_ATTR`` (why it was pruned or failed), ``INTERRUPTED_ATTR`` and ``RETRY_OF_ATTR`` (queued again).
+- MLflow: one parent run per study (``ROLE_TAG`` = ``STUDY_ROLE``, the study YAML and its resolved form as
+  artifacts, ``OBJECTIVE_PARAM``), one child run per trial attempt (``ROLE_TAG`` = ``TRIAL_ROLE``), with each
+  architecture's best model under ``MODEL_DIR``.
+- The budget: ``finished_trials`` counts what counts against ``n_trials``; ``best_trials`` is the best trial or
+  the Pareto front.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import optuna
+
+__all__ = [
+    "ARCHITECTURE_ATTR",
+    "ARCHITECTURE_TAG",
+    "ATTEMPT_TAG",
+    "BEST_RUN_TAG",
+    "BEST_TRIAL_TAG",
+    "CHECKPOINT_ARTIFACT",
+    "COMMAND_TAG",
+    "CHECKPOINT_FILE",
+    "DESCRIPTION_ARTIFACT",
+    "DESCRIPTION_FILE",
+    "DEVICE_ATTR",
+    "DEVICE_TAG",
+    "EPOCHS_METRIC",
+    "FIT_SECONDS_METRIC",
+    "GIT_COMMIT_TAG",
+    "GIT_DIRTY_TAG",
+    "HOST_TAG",
+    "INTERRUPTED_ATTR",
+    "MODEL_ATTR",
+    "MODEL_DIR",
+    "MODEL_TAG",
+    "ModelDescription",
+    "N_PARAMS",
+    "OBJECTIVE_PARAM",
+    "PARENT_RUN_ATTR",
+    "PARENT_RUN_TAG",
+    "PARETO_TAG",
+    "PLAN_ARTIFACT",
+    "REASON_ATTR",
+    "REASON_TAG",
+    "REPLAY_OF_TAG",
+    "REPLAY_ROLE",
+    "RESOLVED_STUDY_ARTIFACT",
+    "RETRY_OF_ATTR",
+    "ROLE_TAG",
+    "RUN_ATTR",
+    "SCHEDULE_ARTIFACT",
+    "SCHEDULE_DIR",
+    "SEED_PARAM",
+    "SPEC_HASH_ATTR",
+    "STATE_TAG",
+    "STORAGE_TAG",
+    "STUDY_ARTIFACT",
+    "STUDY_ROLE",
+    "STUDY_TAG",
+    "TRIAL_ROLE",
+    "TRIAL_TAG",
+    "VERSION_TAG_PREFIX",
+    "WORKER_TAG",
+    "best_trials",
+    "finished_trials",
+    "objective_metrics",
+    "objective_text",
+]
+
+# -- Optuna user attributes ----------------------------------------------------------------------------------------
+PARENT_RUN_ATTR = "sweeplab.mlflow_parent_run_id"
+"""On the study: its MLflow parent run."""
+SPEC_HASH_ATTR = "sweeplab.spec_sha256"
+"""On the study: the SHA-256 of the spec it last ran with (a changed spec is reported on resume)."""
+RUN_ATTR = "sweeplab.mlflow_run_id"
+"""On a trial: its MLflow run (of its last attempt)."""
+REASON_ATTR = "sweeplab.reason"
+"""On a pruned or failed trial: why."""
+INTERRUPTED_ATTR = "sweeplab.interrupted"
+"""On a trial failed by Ctrl-C or SIGTERM: its parameters were queued again by its own worker."""
+RETRY_OF_ATTR = "sweeplab.retry_of"
+"""On a queued trial: the number of the trial it repeats (an interrupt, a lost worker)."""
+MODEL_ATTR = "model"
+"""On a trial: the architecture's label in the study (the ``model`` parameter)."""
+ARCHITECTURE_ATTR = "architecture"
+"""On a trial: the registered architecture's name."""
+DEVICE_ATTR = "device"
+"""On a running trial: ``<host>/<GPU uuid>`` or ``<host>/cpu``, `` (waiting for memory)`` appended while it waits."""
+
+# -- MLflow tags -----------------------------------------------------------------------------------------------------
+PARENT_RUN_TAG = "mlflow.parentRunId"
+ROLE_TAG = "sweeplab.role"
+STUDY_ROLE, TRIAL_ROLE, REPLAY_ROLE = "study", "trial", "replay"
+STUDY_TAG = "sweeplab.study"
+STORAGE_TAG = "sweeplab.storage"
+TRIAL_TAG = "sweeplab.trial"
+ATTEMPT_TAG = "sweeplab.attempt"
+"""More than 1 after running out of memory beside other trials."""
+ARCHITECTURE_TAG = "sweeplab.architecture"
+MODEL_TAG = "sweeplab.model"
+STATE_TAG = "sweeplab.state"
+"""RUNNING while a trial trains, then its Optuna state (COMPLETE, PRUNED, FAIL) or RETRIED."""
+REASON_TAG = "sweeplab.reason"
+WORKER_TAG = "sweeplab.worker"
+DEVICE_TAG = "sweeplab.device"
+BEST_TRIAL_TAG = "sweeplab.best_trial"
+BEST_RUN_TAG = "sweeplab.best_run_id"
+PARETO_TAG = "sweeplab.pareto_trials"
+REPLAY_OF_TAG = "sweeplab.replay_of"
+HOST_TAG = "sweeplab.host"
+COMMAND_TAG = "sweeplab.command"
+VERSION_TAG_PREFIX = "sweeplab.version."
+GIT_COMMIT_TAG = "mlflow.source.git.commit"
+GIT_DIRTY_TAG = "sweeplab.git.dirty"
+
+# -- MLflow parameters and metrics the readers rely on ---------------------------------------------------------------
+OBJECTIVE_PARAM = "objective"
+"""On the parent run: ``"minimize val_rel_l2, maximize x"`` (Optuna itself keeps no metric names)."""
+SEED_PARAM = "seed"
+N_PARAMS = "n_params"
+"""A trial run's parameter and last metric: the model's parameter count."""
+FIT_SECONDS_METRIC = "fit_seconds"
+EPOCHS_METRIC = "epochs"
+
+# -- artifacts -------------------------------------------------------------------------------------------------------
+STUDY_ARTIFACT = "study.yaml"
+"""On the parent run: the study file as written."""
+RESOLVED_STUDY_ARTIFACT = "study.resolved.yaml"
+"""On the parent run: the study with every default filled in; what replay and compare rebuild the study from."""
+MODEL_DIR = "model"
+CHECKPOINT_FILE = "model.ckpt"
+DESCRIPTION_FILE = "model.json"
+"""How to rebuild the model: a ``ModelDescription`` as JSON."""
+CHECKPOINT_ARTIFACT = f"{MODEL_DIR}/{CHECKPOINT_FILE}"
+DESCRIPTION_ARTIFACT = f"{MODEL_DIR}/{DESCRIPTION_FILE}"
+SCHEDULE_DIR = "self_tuning"
+SCHEDULE_ARTIFACT = f"{SCHEDULE_DIR}/schedule.csv"
+"""On a self-tuning trial's run: the hyperparameter values per weight step."""
+PLAN_ARTIFACT = f"{SCHEDULE_DIR}/plan.json"
+"""On a self-tuning trial's run: its trial plan, for replay."""
+
+
+@dataclass(frozen=True)
+class ModelDescription:
+    """``DESCRIPTION_FILE`` beside a best trial's checkpoint: the registered architecture, its constructor
+    arguments, and the training configuration (``TrainingConfig`` fields)."""
+
+    architecture: str
+    params: dict[str, Any]
+    training: dict[str, Any]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelDescription:
+        return cls(**json.loads(text))
+
+
+def objective_text(directions: Sequence[str], metrics: Sequence[str]) -> str:
+    """The parent run's ``OBJECTIVE_PARAM``."""
+    return ", ".join(f"{direction} {metric}" for direction, metric in zip(directions, metrics, strict=True))
+
+
+def objective_metrics(text: str) -> list[str]:
+    """The metrics of an ``OBJECTIVE_PARAM``, in order."""
+    return [part.split()[-1] for part in text.split(",")]
+
+
+# -- the budget ------------------------------------------------------------------------------------------------------
+def finished_trials(trials: list[optuna.trial.FrozenTrial]) -> int:
+    """Trials that count against the budget: complete, pruned or failed, except failures whose parameters were
+    queued again (an interrupt, a lost worker): their retry counts instead."""
+    from optuna.trial import TrialState
+
+    retried = {t.user_attrs[RETRY_OF_ATTR] for t in trials if RETRY_OF_ATTR in t.user_attrs}
+    done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    return sum(
+        1
+        for t in trials
+        if t.state in done
+        and not (t.state == TrialState.FAIL and (t.user_attrs.get(INTERRUPTED_ATTR) or t.number in retried))
+    )
+
+
+def best_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The best trial, or the Pareto front of a multi-objective study; empty before a trial completes."""
+    from optuna.trial import TrialState
+
+    if not any(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
+        return []
+    return [study.best_trial] if len(study.directions) == 1 else study.best_trials

@@ -1,0 +1,214 @@
+"""A study's MLflow records: its parent run, one run per trial attempt, each architecture's best model, the best
+value or Pareto front so far. Names come from ``sweeplab.record``; the writes that must not stop a study when the
+tracking store is down say so (never raises)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sweeplab._provenance import redacted
+from sweeplab.record import (
+    ARCHITECTURE_TAG,
+    ATTEMPT_TAG,
+    BEST_RUN_TAG,
+    BEST_TRIAL_TAG,
+    DESCRIPTION_FILE,
+    MODEL_DIR,
+    MODEL_TAG,
+    OBJECTIVE_PARAM,
+    PARENT_RUN_ATTR,
+    PARENT_RUN_TAG,
+    PARETO_TAG,
+    REASON_ATTR,
+    REASON_TAG,
+    RESOLVED_STUDY_ARTIFACT,
+    ROLE_TAG,
+    RUN_ATTR,
+    SEED_PARAM,
+    SPEC_HASH_ATTR,
+    STATE_TAG,
+    STORAGE_TAG,
+    STUDY_ARTIFACT,
+    STUDY_ROLE,
+    STUDY_TAG,
+    TRIAL_ROLE,
+    TRIAL_TAG,
+    WORKER_TAG,
+    ModelDescription,
+    objective_text,
+)
+from sweeplab.tracking import TrackedRun
+
+if TYPE_CHECKING:
+    import optuna
+    from rich.console import Console
+
+    from sweeplab.spec import Study, TrialPlan
+    from sweeplab.tracking import Tracker
+
+_MAX_TAG_CHARS = 5000
+
+
+class StudyRecorder:
+    """What one worker of ``study`` writes to MLflow through ``tracker``; ``provenance`` tags every run and
+    ``data_identity`` names the data set's content."""
+
+    def __init__(
+        self,
+        study: Study,
+        tracker: Tracker,
+        storage: str,
+        provenance: dict[str, str],
+        data_identity: str,
+        console: Console,
+    ) -> None:
+        self.study = study
+        self.tracker = tracker
+        self.storage = storage
+        self.provenance = provenance
+        self.data_identity = data_identity
+        self.console = console
+        self.parent_run_id = ""
+
+    def spec_hash(self) -> str:
+        return hashlib.sha256(self.study.spec.model_dump_json().encode()).hexdigest()
+
+    def data_record(self) -> dict[str, Any]:
+        """What identifies the data set, for the parent run and every trial run: name, content hash, parameters."""
+        params = {f"data.{k}": v for k, v in self.study.data_params.items()}
+        return {"data.name": self.study.spec.data.name, "data.identity": self.data_identity, **params}
+
+    # -- the parent run --------------------------------------------------------------------------------------------
+    def open_parent(self, optuna_study: optuna.Study, n_trials: int | None) -> str:
+        """The study's parent run: a new one, or the one a resumed study started with, running again."""
+        spec = self.study.spec
+        previous = optuna_study.user_attrs.get(PARENT_RUN_ATTR)
+        previous_hash = optuna_study.user_attrs.get(SPEC_HASH_ATTR)
+        if previous_hash is not None and previous_hash != self.spec_hash():
+            self.console.print(
+                f"[yellow]note:[/] study {spec.name!r} exists with a different spec; its trials are kept and the "
+                "search goes on with the new one"
+            )
+        resume = previous if previous is not None and self.tracker.run_exists(previous) else None
+        tags = {ROLE_TAG: STUDY_ROLE, STUDY_TAG: spec.name, STORAGE_TAG: redacted(self.storage), **self.provenance}
+        params = {
+            "sampler": spec.sampler.name,
+            "pruner": spec.pruner.name,
+            "n_trials": n_trials,
+            OBJECTIVE_PARAM: objective_text(self.study.directions, self.study.metrics),
+            "models": ", ".join(plan.key for plan in self.study.models),
+            SEED_PARAM: spec.trainer.seed,
+            "max_epochs": spec.trainer.max_epochs,
+            **self.data_record(),
+        }
+        parent = self.tracker.open_run(spec.name, tags, run_id=resume)
+        if resume is None:
+            optuna_study.set_user_attr(PARENT_RUN_ATTR, parent)  # first, so a failure below cannot orphan it
+            # MLflow params are immutable once written: a resumed parent keeps the ones it was created with.
+            self.tracker.log(parent, params=params)
+            self.tracker.log_text(parent, self.study.text, STUDY_ARTIFACT)
+            self.tracker.log_text(parent, self.study.resolved_yaml(), RESOLVED_STUDY_ARTIFACT)
+        optuna_study.set_user_attr(SPEC_HASH_ATTR, self.spec_hash())
+        self.parent_run_id = parent
+        return parent
+
+    def end_parent(self, status: str) -> None:
+        self.tracker.end_run(self.parent_run_id, status)
+
+    def record_best(self, trial: optuna.trial.FrozenTrial, best: list[optuna.trial.FrozenTrial]) -> None:
+        """A new best trial (or a new member of the Pareto front): the parent records the best value so far, or the
+        front of a multi-objective study."""
+        if len(best) > 1 or len(self.study.metrics) > 1:
+            front = ",".join(str(t.number) for t in best)
+            self.tracker.log(self.parent_run_id, tags={PARETO_TAG: front})
+            return
+        self.tracker.log(
+            self.parent_run_id,
+            metrics={f"best_{self.study.metrics[0]}": best[0].values[0]},
+            tags={BEST_TRIAL_TAG: best[0].number, BEST_RUN_TAG: trial.user_attrs[RUN_ATTR]},
+            step=trial.number,
+        )
+
+    # -- trial runs ------------------------------------------------------------------------------------------------
+    def open_trial_run(self, trial: optuna.Trial, plan: TrialPlan, attempt: int = 1) -> TrackedRun:
+        spec = self.study.spec
+        tags = {
+            ROLE_TAG: TRIAL_ROLE,
+            STUDY_TAG: spec.name,
+            TRIAL_TAG: str(trial.number),
+            ATTEMPT_TAG: str(attempt),
+            ARCHITECTURE_TAG: plan.model_name,
+            MODEL_TAG: plan.model_key,
+            STATE_TAG: "RUNNING",
+            WORKER_TAG: f"{platform.node()}:{os.getpid()}",  # which of a study's workers ran it
+            **self.provenance,
+        }
+        params = {
+            **plan.flat_params(),
+            SEED_PARAM: spec.trainer.seed,
+            **self.data_record(),
+            "optuna.trial": trial.number,
+        }
+        name = f"trial-{trial.number:03d}-{plan.model_key}"
+        run = TrackedRun(self.tracker, self.tracker.open_run(name, tags, parent_run_id=self.parent_run_id))
+        trial.set_user_attr(RUN_ATTR, run.run_id)  # before anything else can fail, so the run can always be closed
+        run.log(params=params)
+        return run
+
+    def log_best_model(self, run: TrackedRun, checkpoint: Path, plan: TrialPlan) -> None:
+        """A new best trial, overall or of its architecture: its weights and how to rebuild the model go to its run."""
+        description = checkpoint.parent / DESCRIPTION_FILE
+        rebuild = ModelDescription(plan.model_name, plan.model_params, plan.training.model_dump())
+        description.write_text(rebuild.to_json())
+        run.log_artifact(checkpoint, MODEL_DIR)
+        run.log_artifact(description, MODEL_DIR)
+
+    def flush(self, run: TrackedRun) -> None:
+        """Write the run's buffered metrics; never raises."""
+        self._never_raising(run.run_id, run.metrics.flush)
+
+    def end_trial(self, trial: optuna.Trial, run: TrackedRun | None, status: str, state: str, reason: str) -> None:
+        """Record the trial's outcome on its run and end it; never raises, so the outcome reaches Optuna whatever
+        MLflow does."""
+        if reason:
+            trial.set_user_attr(REASON_ATTR, reason[:_MAX_TAG_CHARS])
+        if run is not None:
+            self.close_run(run, status, {STATE_TAG: state} | ({REASON_TAG: reason} if reason else {}))
+
+    def close_run(self, run: TrackedRun, status: str, tags: dict[str, str]) -> None:
+        """Flush the run's metrics and end it; never raises (the tracking store may be down)."""
+        tags = {key: value[:_MAX_TAG_CHARS] for key, value in tags.items()}
+        self._never_raising(run.run_id, run.metrics.flush)
+        self._never_raising(run.run_id, lambda: run.end(status, tags))
+
+    def close_lost_run(self, run_id: str, reason: str) -> None:
+        """The run of a trial whose worker was lost ends KILLED; never raises, so the trial is still retried."""
+        try:
+            if self.tracker.client.get_run(run_id).info.status == "RUNNING":
+                self.tracker.end_run(run_id, "KILLED", {STATE_TAG: "FAIL", REASON_TAG: reason})
+        except Exception as error:  # the tracking store is down: the run stays open, the trial is retried
+            self.console.print(f"[yellow]warning:[/] could not close MLflow run {run_id}: {error}")
+
+    def close_orphan_runs(self, optuna_study: optuna.Study) -> None:
+        """Trial runs left RUNNING although no trial runs any more: their worker could not record the outcome
+        (the tracking store was down at that moment). Each ends with its trial's state."""
+        from optuna.trial import TrialState
+
+        trials = {t.user_attrs.get(RUN_ATTR): t for t in optuna_study.get_trials(deepcopy=False)}
+        running = f"tags.`{PARENT_RUN_TAG}` = '{self.parent_run_id}' AND attributes.status = 'RUNNING'"
+        for found in self.tracker.client.search_runs([self.tracker.experiment_id], running, max_results=50000):
+            trial = trials.get(found.info.run_id)
+            state = trial.state.name if trial is not None else "FAIL"
+            status = "FINISHED" if trial is not None and trial.state != TrialState.FAIL else "KILLED"
+            reason = "closed at the end of the study: its worker could not record the outcome"
+            self.tracker.end_run(found.info.run_id, status, {STATE_TAG: state, REASON_TAG: reason})
+
+    def _never_raising(self, run_id: str, write: Any) -> None:
+        try:
+            write()
+        except Exception as error:  # the tracking store is down: Optuna still records the state
+            self.console.print(f"[yellow]warning:[/] MLflow run {run_id}: {error}")
