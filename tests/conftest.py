@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -153,3 +155,47 @@ def postgres_cluster() -> Iterator[Any]:
         pytest.skip("no PostgreSQL binaries (initdb, pg_ctl) in /usr/lib/postgresql/*/bin or on PATH")
     with throwaway_cluster(bin_dir) as cluster:
         yield cluster
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[Any]:
+    """A throwaway single-node Slurm cluster (tests/_slurm.py); skipped without Slurm's programs or root."""
+    from _slurm import missing_programs, throwaway_cluster
+
+    if missing := missing_programs():
+        pytest.skip(f"Slurm is not installed (apt-get install slurm-wlm munge): no {', '.join(missing)}")
+    if os.geteuid() != 0:
+        pytest.skip("the test cluster's slurmd runs as root: run the Slurm tests as root")
+    with throwaway_cluster() as cluster:
+        yield cluster
+
+
+@contextmanager
+def ui_server(tracking_uri: str, cwd: Path | None = None) -> Iterator[str]:
+    """`sweeplab ui` (an MLflow tracking server and its UI) on a free loopback port; yields its address once it
+    answers."""
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+
+    from sweeplab.commands._ui import free_port
+
+    port = free_port()
+    command = [sys.executable, "-m", "sweeplab", "ui", "--tracking-uri", tracking_uri, "--port", str(port)]
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    address = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{address}/health", timeout=5):
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                assert time.monotonic() < deadline and process.poll() is None, "the UI did not start"
+                time.sleep(0.5)
+        yield address
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)

@@ -8,19 +8,14 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import ui_server
 from mlflow.tracking import MlflowClient
 
 from sweeplab.cli import main
-from sweeplab.commands._ui import free_port
 from sweeplab.compare import report_name
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -68,23 +63,8 @@ def _keep(screenshot: Path) -> None:
 @pytest.fixture
 def ui(recorded_tiny_study) -> Iterator[str]:
     """`sweeplab ui` on a free loopback port against the recorded study's tracking store; yields its address."""
-    port = free_port()
-    command = [sys.executable, "-m", "sweeplab", "ui", "--tracking-uri", recorded_tiny_study.tracking_uri]
-    process = subprocess.Popen([*command, "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    address = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{address}/health", timeout=5):
-                    break
-            except (urllib.error.URLError, ConnectionError):
-                assert time.monotonic() < deadline and process.poll() is None, "the UI did not start"
-                time.sleep(0.5)
+    with ui_server(recorded_tiny_study.tracking_uri) as address:
         yield address
-    finally:
-        process.terminate()
-        process.communicate(timeout=30)
 
 
 def test_mlflow_ui_nests_trial_runs_under_the_study_run(browser, ui, recorded_tiny_study, tmp_path) -> None:

@@ -19,6 +19,7 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import FrozenTrial, TrialState
 
 from sweeplab.record import RETRY_OF_ATTR, RUN_ATTR, finished_trials
+from sweeplab.run._storage import storage_for_reading
 
 pytestmark = pytest.mark.slow
 
@@ -42,6 +43,20 @@ def _worker(study_file: Path, storage: str, tracking: str) -> subprocess.Popen[s
     )
 
 
+def _stores(backend: str, tmp_path: Path, request: pytest.FixtureRequest, name: str) -> tuple[str, str]:
+    """The study's Optuna storage and MLflow tracking URI on ``backend``; a journal file takes SQLite tracking,
+    as one machine's workers may share it."""
+    if backend == "postgresql":
+        cluster = request.getfixturevalue("postgres_cluster")
+        return cluster.create_database(f"{name}_optuna"), cluster.create_database(f"{name}_mlflow")
+    storage = f"journal:///{tmp_path}/optuna.log" if backend == "journal" else f"sqlite:///{tmp_path}/optuna.db"
+    return storage, f"sqlite:///{tmp_path}/mlflow.db"
+
+
+def _trials(storage: str) -> list[FrozenTrial]:
+    return optuna.load_study(study_name="tiny", storage=storage_for_reading(storage)).get_trials()
+
+
 def _runs(tracking: str) -> tuple[object, list]:
     client = MlflowClient(tracking)
     experiment_id = client.get_experiment_by_name("tiny").experiment_id
@@ -59,7 +74,7 @@ def _wait_until(storage: str, workers: list[subprocess.Popen[str]], ready: Calla
         assert time.monotonic() < deadline and all(w.poll() is None for w in workers), "the trials never got there"
         time.sleep(0.1)
         try:
-            trials = optuna.load_study(study_name="tiny", storage=storage).get_trials()
+            trials = _trials(storage)
         except (KeyError, sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError):  # not created yet
             continue
         if ready(trials):
@@ -75,21 +90,16 @@ def _run_workers(study_file: Path, storage: str, tracking: str, count: int) -> l
     return [{int(n) for n in re.findall(r"trial +(\d+) COMPLETE", output)} for output in outputs]
 
 
-@pytest.mark.parametrize("backend, workers", [("postgresql", 3), ("sqlite", 4)])
+@pytest.mark.parametrize("backend, workers", [("postgresql", 3), ("sqlite", 4), ("journal", 3)])
 def test_workers_started_at_once_finish_exactly_the_budget(
     tmp_path: Path, request: pytest.FixtureRequest, backend: str, workers: int
 ) -> None:
-    if backend == "postgresql":
-        cluster = request.getfixturevalue("postgres_cluster")
-        database = f"parallel_{workers}"
-        storage, tracking = cluster.create_database(f"{database}_optuna"), cluster.create_database(f"{database}_mlflow")
-    else:
-        storage, tracking = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
+    storage, tracking = _stores(backend, tmp_path, request, f"parallel_{workers}")
     study_file = write_study(tmp_path, _study_text(30))
 
     ran = _run_workers(study_file, storage, tracking, workers)
 
-    trials = optuna.load_study(study_name="tiny", storage=storage).get_trials()
+    trials = _trials(storage)
     assert finished_trials(trials) == 30 and [t.state for t in trials] == [TrialState.COMPLETE] * 30
     assert sorted(n for numbers in ran for n in numbers) == list(range(30))  # each trial ran once, in one worker
     parent, children = _runs(tracking)
@@ -103,9 +113,11 @@ def test_workers_started_at_once_finish_exactly_the_budget(
         assert set(child.data.metrics) >= METRICS and child.data.metrics["val_rel_l2"] == trial.value
 
 
-def test_a_worker_killed_mid_trial_is_retried_and_its_run_closed(postgres_cluster, tmp_path: Path) -> None:
-    storage = postgres_cluster.create_database("killed_optuna")
-    tracking = postgres_cluster.create_database("killed_mlflow")
+@pytest.mark.parametrize("backend", ["postgresql", "journal"])
+def test_a_worker_killed_mid_trial_is_retried_and_its_run_closed(
+    tmp_path: Path, request: pytest.FixtureRequest, backend: str
+) -> None:
+    storage, tracking = _stores(backend, tmp_path, request, "killed")
     # Trials long enough to be killed in their epochs; heartbeats every second, lost after 3 s of silence.
     heartbeat = "heartbeat: {interval: 1, grace: 3}\n"
     study_file = write_study(tmp_path, _study_text(2, heartbeat, max_epochs=40))
@@ -113,14 +125,14 @@ def test_a_worker_killed_mid_trial_is_retried_and_its_run_closed(postgres_cluste
     _wait_until(storage, [doomed], lambda trials: bool(trials and trials[0].intermediate_values))
     doomed.send_signal(signal.SIGKILL)
     doomed.wait(timeout=30)
-    lost = optuna.load_study(study_name="tiny", storage=storage).get_trials()[0]
+    lost = _trials(storage)[0]
     assert lost.state == TrialState.RUNNING  # nobody told Optuna: only the silence of its heartbeat will
 
     survivor = _worker(study_file, storage, tracking)  # the same command: the study resumes
     output, _ = survivor.communicate(timeout=600)
     assert survivor.returncode == 0, output
 
-    trials = optuna.load_study(study_name="tiny", storage=storage).get_trials()
+    trials = _trials(storage)
     assert trials[0].state == TrialState.FAIL
     retries = [t for t in trials if t.user_attrs.get(RETRY_OF_ATTR) == 0]
     assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE and retries[0].params == lost.params
@@ -151,7 +163,7 @@ def test_a_database_restart_costs_retries_not_the_study(postgres_cluster, tmp_pa
         output, _ = worker.communicate(timeout=600)
         assert worker.returncode == 0, output
 
-    trials = optuna.load_study(study_name="tiny", storage=storage).get_trials()
+    trials = _trials(storage)
     assert finished_trials(trials) == 8 and not [t for t in trials if not t.state.is_finished()]
     parent, children = _runs(tracking)
     assert parent.info.status == "FINISHED"
@@ -183,7 +195,7 @@ def _two_threads_at_once(call: Callable[[], object]) -> list[object]:
     return results
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql", "journal"])
 def test_a_queued_trial_is_taken_by_one_thread_only(
     tmp_path: Path, request: pytest.FixtureRequest, backend: str
 ) -> None:
@@ -192,10 +204,7 @@ def test_a_queued_trial_is_taken_by_one_thread_only(
     from sweeplab.run._storage import open_storage
     from sweeplab.spec._schema import Heartbeat
 
-    if backend == "postgresql":
-        url = request.getfixturevalue("postgres_cluster").create_database("queue_optuna")
-    else:
-        url = f"sqlite:///{tmp_path}/optuna.db"
+    url, _ = _stores(backend, tmp_path, request, "queue")
     study = optuna.create_study(storage=open_storage(url, Heartbeat(), None, lambda *_: None), study_name="queue")
     for round in range(50):
         study.enqueue_trial({"x": round})
@@ -204,15 +213,19 @@ def test_a_queued_trial_is_taken_by_one_thread_only(
         study.tell(study.trials[-1].number, state=TrialState.FAIL)
 
 
-def test_a_lost_trial_is_failed_and_queued_again_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "journal"])
+def test_a_lost_trial_is_failed_and_queued_again_once(
+    tmp_path: Path, request: pytest.FixtureRequest, backend: str
+) -> None:
     # Failing a stale trial reads that it is RUNNING, then marks it FAIL: without a lock on SQLite two workers
     # both failed it and queued its parameters twice.
     from sweeplab.run._recovery import StaleTrialRecovery
     from sweeplab.run._storage import open_storage
     from sweeplab.spec._schema import Heartbeat
 
+    url, _ = _stores(backend, tmp_path, request, "lost")
     recovery = StaleTrialRecovery(lambda *_: None, max_retry=3, grace=2)
-    storage = open_storage(f"sqlite:///{tmp_path}/optuna.db", Heartbeat(interval=1, grace=2), None, recovery)
+    storage = open_storage(url, Heartbeat(interval=1, grace=2), None, recovery)
     study = optuna.create_study(storage=storage, study_name="lost")
     for _ in range(3):
         lost = [study.ask() for _ in range(20)]  # after the first round, the last round's retries among them

@@ -46,6 +46,27 @@ def _parser() -> argparse.ArgumentParser:
         "--create-only", action="store_true", help="create the study, its experiment and parent run, then exit"
     )
 
+    submit = commands.add_parser(
+        "submit", help="start a study's workers as a Slurm job array (submitit), or as local processes"
+    )
+    submit.add_argument("study", help="the study YAML (its launcher: block gives the defaults of the flags below)")
+    where = submit.add_mutually_exclusive_group(required=True)
+    where.add_argument("--slurm", action="store_true", help="submit a job array with sbatch")
+    where.add_argument("--local", action="store_true", help="run the workers here and wait for them")
+    submit.add_argument("--storage", help="Optuna storage URL (default $SWEEPLAB_STORAGE, else the study's)")
+    submit.add_argument("--tracking-uri", help="MLflow tracking URI (default $SWEEPLAB_TRACKING_URI, else the study's)")
+    submit.add_argument("--workers", type=_positive_int, help="worker processes (array tasks)")
+    submit.add_argument("--partition", help="Slurm partition")
+    submit.add_argument("--time", type=_positive_int, help="minutes each worker may run")
+    submit.add_argument("--cpus-per-worker", type=_positive_int, help="CPU cores per worker")
+    submit.add_argument("--gpus-per-worker", type=int, help="GPUs per worker")
+    submit.add_argument("--mem-gb", type=float, help="memory per worker, GB")
+    submit.add_argument(
+        "--sbatch", action="append", metavar="OPTION=VALUE", help="a further sbatch option, e.g. account=lab"
+    )
+    submit.add_argument("--python", help="the Python the workers run (default: this one)")
+    submit.add_argument("--folder", help="job scripts and logs (default mlruns/slurm/<study>)")
+
     validate = commands.add_parser("validate", help="check a study file without running anything")
     validate.add_argument("study", nargs="+", help="study YAML files")
 
@@ -117,6 +138,30 @@ def _worker(args: argparse.Namespace) -> int:
     return worker_command(args.study, args.storage, args.tracking_uri, args.create_only)
 
 
+def _submit(args: argparse.Namespace) -> int:
+    from sweeplab.commands import EXIT_INVALID, submit_command
+
+    sbatch = None
+    if args.sbatch:
+        pairs = [option.partition("=") for option in args.sbatch]
+        if any(not key or not sep for key, sep, _ in pairs):
+            print("--sbatch takes OPTION=VALUE, e.g. --sbatch account=lab", file=sys.stderr)
+            return EXIT_INVALID
+        sbatch = {key.strip().lstrip("-"): value for key, _, value in pairs}
+    flags = {
+        "workers": args.workers,
+        "partition": args.partition,
+        "time": args.time,
+        "cpus_per_worker": args.cpus_per_worker,
+        "gpus_per_worker": args.gpus_per_worker,
+        "mem_gb": args.mem_gb,
+        "sbatch": sbatch,
+        "python": args.python,
+        "folder": args.folder,
+    }
+    return submit_command(args.study, args.storage, args.tracking_uri, flags, local=args.local)
+
+
 def _validate(args: argparse.Namespace) -> int:
     from sweeplab.commands import validate_command
 
@@ -160,6 +205,7 @@ def _replay(args: argparse.Namespace) -> int:
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": _run,
     "worker": _worker,
+    "submit": _submit,
     "validate": _validate,
     "ui": _ui,
     "studies": _studies,

@@ -19,6 +19,7 @@ _COMMANDS = {
     "replay_command": "_replay",
     "run_command": "_study",
     "studies_command": "_studies",
+    "submit_command": "_submit",
     "ui_command": "_ui",
     "validate_command": "_study",
     "worker_command": "_study",

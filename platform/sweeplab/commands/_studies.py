@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from sweeplab.commands._exit import EXIT_FAILED, EXIT_OK
 
 
 def studies_command(storage: str) -> int:
-    if storage.startswith("sqlite:///") and not Path(storage.removeprefix("sqlite:///")).exists():
+    from sweeplab.run._storage import storage_exists, storage_for_reading
+
+    if not storage_exists(storage):
         print(f"no study storage at {storage} (run a study first)", file=sys.stderr)
         return EXIT_FAILED
     import optuna
@@ -28,8 +29,9 @@ def studies_command(storage: str) -> int:
         table.add_column(column, justify="right")
     for column in ("best", "model", "trial"):
         table.add_column(column, no_wrap=True)
-    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
-        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+    readable = storage_for_reading(storage)
+    for summary in optuna.get_all_study_summaries(readable, include_best_trial=False):
+        study = optuna.load_study(study_name=summary.study_name, storage=readable)
         trials = study.get_trials(deepcopy=False)
         counts = {state: sum(1 for t in trials if t.state == state) for state in TrialState}
         best = next(iter(best_trials(study)), None)

@@ -110,16 +110,18 @@ def load_records(source: StudySource, metric: str | None = None) -> StudyRecords
     """Read one study; ``metric`` defaults to its (first) objective."""
     import optuna
 
+    from sweeplab.run._storage import storage_for_reading
     from sweeplab.tracking import quiet_mlflow_logs
 
     _require_database(source.storage, "Optuna storage")
     _require_database(source.tracking_uri, "MLflow tracking store")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     quiet_mlflow_logs()
+    storage = storage_for_reading(source.storage)
     try:
-        study = optuna.load_study(study_name=source.name, storage=source.storage)
+        study = optuna.load_study(study_name=source.name, storage=storage)
     except KeyError:
-        known = ", ".join(s.study_name for s in optuna.get_all_study_summaries(source.storage)) or "none"
+        known = ", ".join(s.study_name for s in optuna.get_all_study_summaries(storage)) or "none"
         raise CompareError(f"no study {source.name!r} in {_shown(source.storage)} (studies there: {known})") from None
     parent_run_id = study.user_attrs.get(PARENT_RUN_ATTR)
     if parent_run_id is None:
@@ -200,8 +202,10 @@ def _trial_record(
 
 
 def _require_database(url: str, what: str) -> None:
-    """Opening a missing SQLite file would create an empty database: say that nothing is there instead."""
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+    """Opening a missing SQLite or journal file would create an empty store: say that nothing is there instead."""
+    from sweeplab.run._storage import storage_exists
+
+    if not storage_exists(url):
         raise CompareError(f"no {what} at {url} (run the study first, or pass its --storage/--tracking-uri)")
 
 

@@ -290,7 +290,8 @@ class StudyRunner:
         An unexpected error ends the parent run as FAILED before it propagates, so no run is left RUNNING."""
         from optuna.trial import TrialState
 
-        from sweeplab.run._storage import BudgetReachedError, lost_connection
+        from sweeplab.run._budget import BudgetReachedError
+        from sweeplab.run._storage import lost_connection
 
         if n == 0:
             return False

@@ -5,7 +5,8 @@ Several workers (processes, machines) run one study through one database. Two th
 creating the stores (Optuna and MLflow each create their tables on a fresh database, and two workers doing it at
 once collide), and starting a trial (each worker counts the trials finished or in flight before it adds one, so
 that the study stops at exactly its budget rather than at the budget plus the trials in flight). On PostgreSQL the
-turns are advisory locks; on SQLite, whose workers share a machine, a lock file beside the database.
+turns are advisory locks; on SQLite, whose workers share a machine, a lock file beside the database; on a journal
+file (clusters without a database server, ``_journal``), lock files created beside the log.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import fcntl
 import warnings
 import zlib
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from optuna.exceptions import ExperimentalWarning
@@ -22,7 +24,8 @@ from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from sweeplab._sqlite import prepare_sqlite
-from sweeplab.record import finished_trials
+from sweeplab.run._budget import refuse_beyond_budget
+from sweeplab.run._journal import JournalWorkerStorage, is_journal, journal_lock, journal_path
 
 if TYPE_CHECKING:
     import optuna
@@ -31,10 +34,6 @@ if TYPE_CHECKING:
 
 # Seconds a SQLite writer waits for another process's write to finish before "database is locked".
 SQLITE_BUSY_SECONDS = 120.0
-
-
-class BudgetReachedError(Exception):
-    """The study's budget is taken by trials finished or in flight: this worker starts no further trial."""
 
 
 def lost_connection(error: BaseException) -> BaseException | None:
@@ -69,7 +68,10 @@ def engine_options(url: str) -> dict[str, Any]:
 @contextlib.contextmanager
 def study_lock(url: str, name: str) -> Iterator[None]:
     """Hold the lock ``name`` of the study database at ``url`` (other databases: no lock)."""
-    if is_postgresql(url):
+    if is_journal(url):
+        with journal_lock(url, name):
+            yield
+    elif is_postgresql(url):
         with _advisory_lock(url, name):
             yield
     elif url.startswith("sqlite:///"):
@@ -130,10 +132,7 @@ class WorkerStorage(RDBStorage):
         if self.budget is None or template_trial is not None:  # a queued retry replaces a trial, adds none
             return super()._create_new_trial(study_id, template_trial)
         with study_lock(self.url, "trial-start"):
-            trials = self.get_all_trials(study_id, deepcopy=False)
-            pending = sum(1 for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING))
-            if finished_trials(trials) + pending >= self.budget:
-                raise BudgetReachedError(f"{self.budget} trials finished or in flight")
+            refuse_beyond_budget(self.get_all_trials(study_id, deepcopy=False), self.budget)
             return super()._create_new_trial(study_id, template_trial)
 
     def set_trial_state_values(self, trial_id: int, state: TrialState, values: Sequence[float] | None = None) -> bool:
@@ -162,13 +161,28 @@ def open_storage(
     heartbeat: Heartbeat,
     budget: int | None,
     on_stale_trial: Callable[[optuna.Study, FrozenTrial], None] | None,
-) -> WorkerStorage:
+) -> WorkerStorage | JournalWorkerStorage:
     """The study's Optuna storage: heartbeats every ``heartbeat.interval`` seconds, ``on_stale_trial`` for the
     trials of lost workers, and no trial started beyond ``budget`` (None: no limit) by any worker."""
-    return WorkerStorage(
+    storage = JournalWorkerStorage if is_journal(url) else WorkerStorage
+    return storage(
         url,
         budget,
         heartbeat_interval=heartbeat.interval,
         grace_period=heartbeat.grace,
         heartbeat_stale_trial_callback=on_stale_trial,
     )
+
+
+def storage_for_reading(url: str) -> str | JournalWorkerStorage:
+    """What Optuna's readers (``load_study``, ``get_all_study_summaries``) take for ``url``: the URL itself for a
+    database, Optuna cannot open a journal file by URL."""
+    return JournalWorkerStorage(url) if is_journal(url) else url
+
+
+def storage_exists(url: str) -> bool:
+    """False when ``url`` names a file store (SQLite, journal) that is not there yet: nothing to read."""
+    for scheme, path in (("sqlite:///", url.removeprefix("sqlite:///")), ("journal:///", journal_path(url))):
+        if url.startswith(scheme):
+            return Path(path).exists()
+    return True

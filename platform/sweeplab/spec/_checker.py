@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 _FIELDS_OF = {"training": TRAINING_FIELDS, "self_tuning": SelfTuningSettings.model_fields}
 _URI_SCHEMES = {
-    "storage": ("sqlite", "postgresql", "mysql"),
+    "storage": ("sqlite", "postgresql", "mysql", "journal"),
     "tracking.uri": ("sqlite", "postgresql", "mysql", "http", "https"),
 }
 
@@ -390,9 +390,11 @@ class _Checker:
         for key, schemes in _URI_SCHEMES.items():
             value = self.spec.storage if key == "storage" else self.spec.tracking.uri
             scheme = value.split(":", 1)[0].split("+", 1)[0] if ":" in value else ""
+            at: Location = tuple(key.split("."))
             if scheme not in schemes:
-                at: Location = tuple(key.split("."))
                 self.fail(at, f"{value!r} is not a supported URL (schemes: {', '.join(schemes)})")
+            elif scheme == "journal" and (not value.startswith("journal:///") or value.rstrip("/") == "journal:"):
+                self.fail(at, "a journal file is journal:///relative/path.log or journal:////absolute/path.log")
 
     def _check_budget(self, study: Study) -> None:
         budget = self.spec.budget

@@ -166,6 +166,26 @@ class Heartbeat(_Strict):
         return self
 
 
+class Launcher(_Strict):
+    """How ``sweeplab submit`` starts the study's workers: a Slurm job array (submitit), or local processes."""
+
+    workers: int = Field(2, ge=1, description="worker processes: the tasks of one Slurm job array")
+    partition: str | None = Field(None, description="Slurm partition (default: the cluster's)")
+    time: int = Field(60, ge=1, description="minutes each worker may run (Slurm time limit)")
+    cpus_per_worker: int = Field(1, ge=1, description="CPU cores per worker")
+    gpus_per_worker: int = Field(0, ge=0, description="GPUs per worker")
+    mem_gb: float | None = Field(None, gt=0, description="memory per worker in GB (default: the cluster's)")
+    sbatch: dict[str, str | int] = Field(
+        default_factory=dict, description="further sbatch options, e.g. {account: lab, qos: short}"
+    )
+    setup: list[str] = Field(
+        default_factory=list, description="shell lines run before each worker, e.g. 'source ~/venv/bin/activate'"
+    )
+    python: str | None = Field(None, description="the Python the workers run (default: the submitting one)")
+    folder: str | None = Field(None, description="job scripts and logs (default: mlruns/slurm/<study>)")
+    max_requeues: int = Field(3, ge=0, description="times a worker that reached its time limit is requeued")
+
+
 class StudySpec(_Strict):
     """One study: what to compare (models), on what (data), how to search, where to record."""
 
@@ -189,6 +209,7 @@ class StudySpec(_Strict):
     tracking: Tracking = Field(default_factory=Tracking)
     storage: str = Field(DEFAULT_STORAGE, description="Optuna storage URL")
     heartbeat: Heartbeat = Field(default_factory=Heartbeat)
+    launcher: Launcher = Field(default_factory=Launcher)
 
     _storage_without_password = field_validator("storage")(_no_password)
 
@@ -214,5 +235,6 @@ SPEC_MODELS = (
     PrunerSpec,
     Budget,
     Tracking,
+    Launcher,
     OnlineHyperparameter,
 )
