@@ -37,6 +37,8 @@ TINY_DATA: dict[str, dict[str, Any]] = {
     },
     "digits": {"n_train": 200, "n_val": 50, "n_test": 50},
     "mnist5k": {"n_train": 200, "n_val": 50, "n_test": 50},
+    "laplace_denoising": {"n_train": 2000, "n_val": 500, "n_test": 500},
+    "mnist5k_denoising": {"n_train": 100, "n_val": 20, "n_test": 20},
 }
 TINY_TEST_RESOLUTIONS = {"burgers": [64], "darcy": [49], "navier_stokes": [64]}
 

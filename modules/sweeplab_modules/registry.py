@@ -241,6 +241,16 @@ TASKS: Mapping[str, TaskEntry] = _Registry(
             losses=("cross_entropy",),
             description="supervised image classification: cross-entropy, accuracy",
         ),
+        TaskEntry(
+            name="proximal",
+            target="sweeplab_modules.tasks.proximal:ProximalDenoising",
+            metrics=_stage_metrics("mse", "psnr", "prox_error", "convexity_violation"),
+            losses=("proximal_matching", "l1", "l2"),
+            description=(
+                "learned proximal operator from (noisy, clean) pairs: proximal matching with its schedule; PSNR "
+                "(images), distance to the exact prox (where known), convexity of the potential"
+            ),
+        ),
     ],
 )
 
@@ -541,6 +551,70 @@ MODELS: Mapping[str, ModelEntry] = _Registry(
             task="classification",
             spatial_dims=2,
             description="small CNN classifier (ConvEncoder + hidden layer) for regularisation studies (self-tuning)",
+        ),
+        # Learned proximal networks (Fang, Buchanan, Sulam, ICLR 2024; ZhenghanFang/learned-proximal-networks):
+        # "paper" presets are the authors' 1-D Laplace notebook and MNIST script (gamma per sqrt(dimension): their
+        # MNIST gamma_min 0.08 sqrt(784), doubled per stage over 4 stages); see sweeplab_modules/operators/lpn.py.
+        ModelEntry(
+            name="lpn",
+            target="sweeplab_modules.operators.lpn:LearnedProximalNetwork",
+            task="proximal",
+            spatial_dims=0,
+            description="learned proximal network on vectors: gradient of an input-convex MLP (Fang et al. 2024)",
+            presets={
+                "paper": {
+                    "potential": "mlp",
+                    "hidden": 50,
+                    "layers": 4,
+                    "beta": 10.0,
+                    "strong_convexity": 0.0,
+                    "pretrain_loss": "l2",
+                    "pretrain_fraction": 0.45,
+                    "gamma_start": 0.5,
+                    "gamma_end": 0.1,
+                    "stages": 5,
+                    "gamma_spacing": "linear",
+                },
+            },
+        ),
+        ModelEntry(
+            name="lpn2d",
+            target="sweeplab_modules.operators.lpn:LearnedProximalNetwork",
+            task="proximal",
+            spatial_dims=2,
+            description="learned proximal network on images: gradient of an input-convex CNN (Fang et al. 2024)",
+            presets={
+                "paper": {
+                    "potential": "conv",
+                    "hidden": 64,
+                    "image_size": 28,
+                    "dense_width": 64,
+                    "beta": 10.0,
+                    "strong_convexity": 0.01,
+                    "pretrain_loss": "l1",
+                    "pretrain_fraction": 0.5,
+                    "gamma_start": 0.64,
+                    "gamma_end": 0.08,
+                    "stages": 4,
+                    "gamma_spacing": "geometric",
+                    "matching_lr_factor": 0.1,
+                },
+                "small": {
+                    "potential": "conv",
+                    "hidden": 16,
+                    "image_size": 28,
+                    "dense_width": 32,
+                    "beta": 10.0,
+                    "strong_convexity": 0.01,
+                    "pretrain_loss": "l1",
+                    "pretrain_fraction": 0.5,
+                    "gamma_start": 0.64,
+                    "gamma_end": 0.08,
+                    "stages": 4,
+                    "gamma_spacing": "geometric",
+                    "matching_lr_factor": 0.1,
+                },
+            },
         ),
     ],
 )

@@ -121,5 +121,28 @@ DATASETS: Mapping[str, DatasetEntry] = {
             version="1",
             description="synthetic vectors of binary features with chosen strengths; label = one feature's sign",
         ),
+        # Denoising pairs for learned proximal networks: x noisy, y clean (Laplace: + the exact prox as channel 2).
+        DatasetEntry(
+            name="laplace_denoising",
+            params="sweeplab.datagen.denoising:LaplaceDenoisingParams",
+            generate="sweeplab.datagen.denoising:generate_laplace_denoising",
+            task="proximal",
+            spatial_dims=0,
+            in_channels=1,
+            out_channels=2,
+            version="1",
+            description="1-D Laplace(0, b) samples + Gaussian noise; exact prox = soft thresholding (Fang et al. 2024)",
+        ),
+        DatasetEntry(
+            name="mnist5k_denoising",
+            params="sweeplab.datagen.denoising:Mnist5kDenoisingParams",
+            generate="sweeplab.datagen.denoising:generate_mnist5k_denoising",
+            task="proximal",
+            spatial_dims=2,
+            in_channels=1,
+            out_channels=1,
+            version="1",
+            description="mnist5k images + Gaussian noise (unclipped): noisy -> clean, PSNR (Fang et al. 2024)",
+        ),
     ]
 }
