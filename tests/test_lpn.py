@@ -4,12 +4,12 @@ denoising data (the Laplace example's exact prox), and the task's training of th
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from conftest import bare_trainer
 from torch import Tensor, nn
 
 from sweeplab.datagen.denoising import (
@@ -27,7 +27,9 @@ from sweeplab_modules.training import TrainingConfig
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-LPN_PRESETS = [(name, preset) for name in sorted(MODELS) if MODELS[name].task == "proximal" for preset in MODELS[name].presets]
+LPN_PRESETS = [
+    (name, preset) for name in sorted(MODELS) if MODELS[name].task == "proximal" for preset in MODELS[name].presets
+]
 PRESET_IDS = [f"{name}-{preset}" for name, preset in LPN_PRESETS]
 FIT_MAX_PARAMETERS, FIT_MAX_STEPS, FIT_LR = 200_000, 600, 5e-3
 
@@ -228,10 +230,7 @@ def train_laplace(loss: str, epochs: int = 30) -> dict[str, float]:
     pl.seed_everything(0, verbose=False)
     model = build_model("lpn", 1, 1, **MODELS["lpn"].presets["paper"])
     task = ProximalDenoising(model, TrainingConfig(lr=3e-3, batch_size=500, loss=loss, scheduler="cosine"), 1, 1)
-    trainer = pl.Trainer(
-        max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, num_sanity_val_steps=0,
-    )
+    trainer = bare_trainer(max_epochs=epochs)
     trainer.fit(task, datamodule=OperatorDataModule(data, batch_size=500))
     return {name: float(value) for name, value in trainer.callback_metrics.items()}
 

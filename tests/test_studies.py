@@ -39,6 +39,7 @@ TINY_DATA: dict[str, dict[str, Any]] = {
     "mnist5k": {"n_train": 200, "n_val": 50, "n_test": 50},
     "laplace_denoising": {"n_train": 2000, "n_val": 500, "n_test": 500},
     "mnist5k_denoising": {"n_train": 100, "n_val": 20, "n_test": 20},
+    "room_acoustics": {"fine_resolution": 65, "resolution": 33, "n_train": 8, "n_val": 4, "n_test": 4},
 }
 TINY_TEST_RESOLUTIONS = {"burgers": [64], "darcy": [49], "navier_stokes": [64]}
 

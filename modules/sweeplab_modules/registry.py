@@ -516,6 +516,43 @@ MODELS: Mapping[str, ModelEntry] = _Registry(
                 },
             },
         ),
+        # Sound propagation from a parametrised source (Borrel-Jensen et al., PNAS 2023): "paper" is the authors'
+        # default networks (dtu-act/deeponet-acoustic-wave-prop); see sweeplab_modules/operators/acoustic_deeponet.py.
+        ModelEntry(
+            name="acoustic_deeponet",
+            target="sweeplab_modules.operators.acoustic_deeponet:AcousticDeepONet",
+            task="operator",
+            spatial_dims=2,
+            description="DeepONet for room acoustics: pulse at sensors in the branch, (x, y, t) in the trunk "
+            "(Borrel-Jensen et al. 2023)",
+            resolution_invariant=True,
+            presets={
+                "paper": {
+                    "sensors": 33,
+                    "n_basis": 100,
+                    "branch_width": 2048,
+                    "branch_layers": 5,
+                    "trunk_width": 2048,
+                    "trunk_layers": 5,
+                    "architecture": "mod_mlp",
+                    "activation": "sin",
+                    "angular_frequency": 30.0,
+                    "feature_frequencies": [1.458, 0.729, 0.486],
+                },
+                "small": {
+                    "sensors": 17,
+                    "n_basis": 64,
+                    "branch_width": 128,
+                    "branch_layers": 3,
+                    "trunk_width": 128,
+                    "trunk_layers": 3,
+                    "architecture": "mod_mlp",
+                    "activation": "sin",
+                    "angular_frequency": 30.0,
+                    "feature_frequencies": [1.458, 0.729, 0.486],
+                },
+            },
+        ),
         # Representation learning (no presets: sizes are searched); see sweeplab_modules/representations.
         ModelEntry(
             name="contrastive_cnn",

@@ -121,6 +121,18 @@ DATASETS: Mapping[str, DatasetEntry] = {
             version="1",
             description="synthetic vectors of binary features with chosen strengths; label = one feature's sign",
         ),
+        # The channels are the n_times snapshots (a parameter); 20 is the default.
+        DatasetEntry(
+            name="room_acoustics",
+            params="sweeplab.datagen.acoustics:RoomAcousticsParams",
+            generate="sweeplab.datagen.acoustics:generate_room_acoustics",
+            task="operator",
+            spatial_dims=2,
+            in_channels=1,
+            out_channels=20,
+            version="1",
+            description="2D room acoustics, leapfrog FD: Gaussian source pulse -> pressure snapshots (PNAS 2023)",
+        ),
         # Denoising pairs for learned proximal networks: x noisy, y clean (Laplace: + the exact prox as channel 2).
         DatasetEntry(
             name="laplace_denoising",
