@@ -242,6 +242,16 @@ TASKS: Mapping[str, TaskEntry] = _Registry(
             description="supervised image classification: cross-entropy, accuracy",
         ),
         TaskEntry(
+            name="assimilation",
+            target="sweeplab_modules.tasks.assimilation:StateAssimilation",
+            metrics=_stage_metrics("rel_l2", "rel_l2_forecast", "final_rel_l2", "final_rel_l2_forecast"),
+            losses=("rel_l2", "mse"),
+            description=(
+                "initial state + sparse noisy observations -> the next H states; relative L2 with and without "
+                "the observations, at the horizon's end, and with fewer sensors (test_rel_l2_sensors_<m>)"
+            ),
+        ),
+        TaskEntry(
             name="proximal",
             target="sweeplab_modules.tasks.proximal:ProximalDenoising",
             metrics=_stage_metrics("mse", "psnr", "prox_error", "convexity_violation"),
@@ -588,6 +598,19 @@ MODELS: Mapping[str, ModelEntry] = _Registry(
             task="classification",
             spatial_dims=2,
             description="small CNN classifier (ConvEncoder + hidden layer) for regularisation studies (self-tuning)",
+        ),
+        # NODA (Singh et al., ICLR 2024): sizes unverified (no public code); "reference" is FNO-1D's published size.
+        ModelEntry(
+            name="noda",
+            target="sweeplab_modules.operators.noda:SemilinearNeuralOperator",
+            task="assimilation",
+            spatial_dims=1,
+            description="semilinear neural operator: residual FNO prediction + learned-gain correction from "
+            "observations (Singh et al. 2024)",
+            presets={
+                "reference": {"width": 64, "modes": 16, "n_layers": 4, "gain_width": 64, "gain_layers": 4},
+                "small": {"width": 16, "modes": 8, "n_layers": 2, "gain_width": 16, "gain_layers": 2},
+            },
         ),
         # Learned proximal networks (Fang, Buchanan, Sulam, ICLR 2024; ZhenghanFang/learned-proximal-networks):
         # "paper" presets are the authors' 1-D Laplace notebook and MNIST script (gamma per sqrt(dimension): their

@@ -121,6 +121,30 @@ DATASETS: Mapping[str, DatasetEntry] = {
             version="1",
             description="synthetic vectors of binary features with chosen strengths; label = one feature's sign",
         ),
+        # Trajectories + observations for assimilation: x = (state, H observation values, H sensor ranks), y = the
+        # next H states; the channel counts follow from the horizon H (20 by default).
+        DatasetEntry(
+            name="kdv",
+            params="sweeplab.datagen.semilinear:KdVParams",
+            generate="sweeplab.datagen.semilinear:generate_kdv",
+            task="assimilation",
+            spatial_dims=1,
+            in_channels=41,
+            out_channels=20,
+            version="1",
+            description="Korteweg-de Vries, periodic, ETDRK4: interacting solitons + sparse noisy observations",
+        ),
+        DatasetEntry(
+            name="kuramoto_sivashinsky",
+            params="sweeplab.datagen.semilinear:KuramotoSivashinskyParams",
+            generate="sweeplab.datagen.semilinear:generate_kuramoto_sivashinsky",
+            task="assimilation",
+            spatial_dims=1,
+            in_channels=41,
+            out_channels=20,
+            version="1",
+            description="Kuramoto-Sivashinsky, L = 32 pi, ETDRK4, on the attractor + sparse noisy observations",
+        ),
         # The channels are the n_times snapshots (a parameter); 20 is the default.
         DatasetEntry(
             name="room_acoustics",
