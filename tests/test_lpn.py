@@ -180,11 +180,27 @@ def test_psnr_of_a_known_error() -> None:
     assert peak_signal_to_noise_ratio(clean + 0.1, clean).item() == pytest.approx(20.0, rel=1e-5)
 
 
-def test_lr_factor_needs_the_constant_schedule() -> None:
-    model = build_model("lpn2d", 1, 1, **MODELS["lpn2d"].presets["small"])
-    with pytest.raises(ValueError, match="matching_lr_factor"):
-        ProximalDenoising(model, TrainingConfig(scheduler="cosine"), 1, 1)
-    ProximalDenoising(model, TrainingConfig(scheduler="cosine", loss="l1"), 1, 1)  # no matching: no factor
+def test_matching_lr_factor_scales_the_steps_after_pretraining() -> None:
+    # 4 steps of plain SGD: pretraining at lr, then matching at lr x 0.1, on top of the study's step scheduler.
+    import pytorch_lightning as pl
+
+    from sweeplab.data import OperatorData
+    from sweeplab.data.datamodule import OperatorDataModule
+
+    arrays = generate_laplace_denoising(LaplaceDenoisingParams(n_train=8, n_val=4, n_test=4))
+    model = build_model("lpn", 1, 1, **{**MODELS["lpn"].presets["paper"], "matching_lr_factor": 0.1})
+    training = TrainingConfig(optimizer="sgd", momentum=0.0, lr=0.1, batch_size=4, scheduler="step", step_size=1)
+    task = ProximalDenoising(model, training, 1, 1)
+    rates: list[float] = []
+
+    class RecordRate(pl.Callback):
+        def on_before_optimizer_step(self, trainer: Any, module: Any, optimizer: Any) -> None:
+            rates.append(optimizer.param_groups[0]["lr"])
+
+    trainer = bare_trainer(max_epochs=2, callbacks=[RecordRate()], limit_val_batches=0)
+    trainer.fit(task, datamodule=OperatorDataModule(OperatorData(**arrays, identity="tiny"), batch_size=4))
+    # pretrain_fraction 0.45 of 4 steps: 1 step; the step scheduler halves the rate after epoch 1.
+    assert rates == pytest.approx([0.1, 0.01, 0.005, 0.005])
 
 
 # Data

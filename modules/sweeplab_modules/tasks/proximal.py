@@ -45,9 +45,9 @@ class ProximalDenoising(SweepTask):
     """Trains a ``LearnedProximalNetwork`` as a denoiser; the weights are clamped after every optimiser step.
 
     Losses: ``proximal_matching`` (default: the model's ``schedule``, pretraining with l1 or l2 and then matching
-    with gamma lowered in stages, the learning rate scaled by its ``matching_lr_factor`` when matching starts),
-    or ``l1`` / ``l2`` throughout (the baselines: posterior median / mean). No normalisation: a proximal operator
-    is tied to the scale of its inputs.
+    with gamma lowered in stages, the learning rate scaled by its ``matching_lr_factor`` when matching starts,
+    on top of the study's scheduler), or ``l1`` / ``l2`` throughout (the baselines: posterior median / mean). No
+    normalisation: a proximal operator is tied to the scale of its inputs.
 
     Logs ``train_loss``; on validation and test ``<stage>_loss`` (for proximal matching: at the final gamma,
     comparable across epochs), ``<stage>_mse``, ``<stage>_psnr`` (images only, peak 1), ``<stage>_prox_error``
@@ -63,12 +63,6 @@ class ProximalDenoising(SweepTask):
         self.loss_name = training.loss or LOSSES[0]
         if self.loss_name not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss_name!r}")
-        scaled = self.loss_name == "proximal_matching" and model.schedule.matching_lr_factor != 1.0
-        if scaled and training.scheduler != "none":
-            raise ValueError(
-                "matching_lr_factor scales the learning rate when proximal matching starts; it needs scheduler "
-                f"'none', got {training.scheduler!r}"
-            )
         self.channels = in_channels
 
     @property
@@ -112,10 +106,13 @@ class ProximalDenoising(SweepTask):
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         self.model.clamp_weights()
 
-    def configure_optimizers(self) -> Any:
-        configured = super().configure_optimizers()
-        if self.loss_name != "proximal_matching" or self.model.schedule.matching_lr_factor == 1.0:
-            return configured
-        schedule, total = self.model.schedule, self.total_steps
-        scheduler = torch.optim.lr_scheduler.LambdaLR(configured, lambda step: schedule.lr_factor_at(step, total))
-        return {"optimizer": configured, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+    def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
+        # The schedule's factor applies to the step only, on top of whatever rate the study's scheduler set.
+        factor = 1.0
+        if self.loss_name == "proximal_matching":
+            factor = self.model.schedule.lr_factor_at(self.global_step, self.total_steps)
+        for group in optimizer.param_groups:
+            group["lr"] *= factor
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        for group in optimizer.param_groups:
+            group["lr"] /= factor
