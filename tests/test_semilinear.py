@@ -103,6 +103,11 @@ def test_observations_follow_the_observation_model() -> None:
     np.testing.assert_array_equal(rebatched["x_train"], x)
 
 
+def test_kdv_speeds_must_be_ordered() -> None:
+    with pytest.raises(ValueError, match="exceeds max_speed"):
+        KdVParams(min_speed=3.0, max_speed=2.0)
+
+
 def test_kdv_data_layout() -> None:
     params = KdVParams(n_train=3, n_val=1, n_test=1, horizon=4, dt=5e-3, fine_resolution=128, resolution=32)
     arrays = generate_kdv(params)

@@ -236,14 +236,14 @@ class LearnedProximalNetwork(nn.Module):
 
 
 @torch.no_grad()
-def convexity_violations(potential: nn.Module | LearnedProximalNetwork, samples: Tensor, seed: int = 0) -> Tensor:
+def convexity_violations(network: LearnedProximalNetwork, samples: Tensor, seed: int = 0) -> Tensor:
     """Fraction of random chords on which psi breaks Jensen's inequality beyond rounding.
 
     Pairs each sample with another (a fixed random permutation) and a random t in (0, 1), and checks
     psi(t a + (1 - t) b) <= t psi(a) + (1 - t) psi(b); the tolerance is a few hundred float32 roundings of the
     values compared. 0 for every convex psi; the learned map is then a proximal operator.
     """
-    psi = potential.potential if isinstance(potential, LearnedProximalNetwork) else potential
+    psi = network.potential
     generator = torch.Generator().manual_seed(seed)
     n = samples.shape[0]
     partner = samples[torch.randperm(n, generator=generator).to(samples.device)]

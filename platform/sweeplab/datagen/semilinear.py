@@ -45,7 +45,9 @@ __all__ = [
     "etdrk4_solve",
     "generate_kdv",
     "generate_kuramoto_sivashinsky",
+    "kdv_operators",
     "kdv_soliton",
+    "kuramoto_sivashinsky_operators",
     "observe",
 ]
 
@@ -111,6 +113,12 @@ class KdVParams(_TrajectoryParams):
     n_solitons: int = Field(2, ge=1, description="Solitons in the initial condition.")
     min_speed: float = Field(0.5, gt=0.0, description="Least soliton speed c (amplitude c / 2).")
     max_speed: float = Field(2.0, gt=0.0, description="Largest soliton speed c.")
+
+    @model_validator(mode="after")
+    def _speeds_ordered(self) -> KdVParams:
+        if self.min_speed > self.max_speed:
+            raise ValueError(f"min_speed {self.min_speed} exceeds max_speed {self.max_speed}")
+        return self
 
 
 class KuramotoSivashinskyParams(_TrajectoryParams):
@@ -237,9 +245,6 @@ def _generate(
 
 
 def generate_kdv(params: KdVParams) -> dict[str, np.ndarray]:
-    if params.min_speed > params.max_speed:
-        raise ValueError(f"min_speed {params.min_speed} exceeds max_speed {params.max_speed}")
-
     def initial(rng: np.random.Generator, x: np.ndarray) -> np.ndarray:
         speeds = rng.uniform(params.min_speed, params.max_speed, params.n_solitons)
         centres = rng.uniform(0.0, params.domain_length, params.n_solitons)
