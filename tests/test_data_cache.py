@@ -124,6 +124,11 @@ KNOWN_IDENTITIES = [
     ("digits", {}, "16540a34f0b848ea"),
     ("mnist5k", {}, "42d45378d319026a"),
     ("feature_strengths", {}, "a4c3695ef91fa9af"),
+    ("laplace_denoising", {}, "ef6252ea9baccc3a"),
+    ("mnist5k_denoising", {}, "383b0bab07bc101a"),
+    ("room_acoustics", {}, "ca3bfbdc778cd27f"),
+    ("kdv", {}, "d895563e071e6817"),
+    ("kuramoto_sivashinsky", {}, "bde4eaf9c0ad81f3"),
 ]
 
 

@@ -45,7 +45,7 @@ class StateAssimilation(SweepTask):
             self.normalizer.fit(torch.cat([x[:, :1], y], dim=1), pooled=True)
         if stage == "test":
             most = int(splits["test"][0][:, 1 + self.horizon :].max().item())
-            self.sensor_counts = sorted({2**i for i in range(most.bit_length()) if 2**i <= most} | {most} - {0})
+            self.sensor_counts = sorted(({2**i for i in range(most.bit_length())} | {most}) - {0})
 
     def forward(self, x: Tensor, max_sensors: float = float("inf")) -> Tensor:
         """The H predicted states in physical units, using the observations of sensors ranked <= ``max_sensors``
