@@ -13,7 +13,7 @@ each, so that load from other processes hits them alike; a solver that fails to 
 problem and the table says so.
 
 Part 2, the FNO Darcy set (threshold coefficient): seconds per sample (random field, assembly, solve,
-subsampling) of direct, amg and auto on fine grids of 85 ... 421 nodes, taking turns sample by sample.
+subsampling) of direct, amg, gmg and auto on fine grids of 85 ... 421 nodes, taking turns sample by sample.
 
 Part 3: the time to generate the full 1,200-sample Darcy-421 set (``generate_darcy``, 2 worker processes) with
 auto (``--set-solvers`` adds others); by default from a 120-sample subset, extrapolated linearly (the output
@@ -110,7 +110,9 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--subset", type=int, default=120, help="samples generated in part 3 (0: skip part 3)")
     parser.add_argument("--full-set", action="store_true", help="part 3 generates all 1,200 samples")
     parser.add_argument("--workers", type=int, default=2, help="processes generating in part 3")
-    parser.add_argument("--set-solvers", nargs="*", default=["auto"], choices=["auto", "direct", "amg"], help="part 3")
+    parser.add_argument(
+        "--set-solvers", nargs="*", default=["auto"], choices=["auto", "direct", "amg", "gmg"], help="part 3"
+    )
     return parser.parse_args()
 
 
@@ -205,12 +207,13 @@ def part_skr(arguments: argparse.Namespace) -> None:
 
 def part_darcy_sizes(arguments: argparse.Namespace) -> None:
     print("\n## Part 2: FNO Darcy set (threshold coefficient), seconds per sample by fine grid\n")
+    methods = ("direct", "amg", "gmg", "auto")
     print(
-        "| fine grid | unknowns | samples | direct s/sample | amg s/sample | auto s/sample (= method) "
-        "| samples/s direct / amg / auto | auto / best | max difference amg vs direct |"
+        "| fine grid | unknowns | samples | "
+        + " | ".join(f"{m} s/sample" for m in methods)
+        + " | auto's method | amg / gmg | max difference amg, gmg vs direct |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    methods = ("direct", "amg", "auto")
+    print("| --- " * (len(methods) + 6) + "|")
     for grid in arguments.grids:
         count = max(arguments.samples_421, min(40, round(arguments.samples_421 * (420 / (grid - 1)) ** 2)))
         params = {m: DarcyParams(fine_resolution=grid, resolution=grid, solver=m, workers=1) for m in methods}
@@ -223,15 +226,15 @@ def part_darcy_sizes(arguments: argparse.Namespace) -> None:
                 seconds[method].append(time.perf_counter() - started)
                 outputs[method].append(solution)
         median = {m: statistics.median(seconds[m]) for m in methods}
-        difference = max(
-            np.abs(a - d).max() / np.abs(d).max() for a, d in zip(outputs["amg"], outputs["direct"], strict=True)
-        )
-        chosen = choose_method((grid - 2) ** 2, definite=True)
+        differences = [
+            max(np.abs(a - d).max() / np.abs(d).max() for a, d in zip(outputs[m], outputs["direct"], strict=True))
+            for m in ("amg", "gmg")
+        ]
+        chosen = choose_method((grid - 2) ** 2, definite=True, on_a_grid_hierarchy=grid % 2 == 1)
         print(
-            f"| {grid}^2 | {(grid - 2) ** 2:,} | {count} | {median['direct']:.3f} | {median['amg']:.3f} "
-            f"| {median['auto']:.3f} ({chosen}) "
-            f"| {1 / median['direct']:.2f} / {1 / median['amg']:.2f} / {1 / median['auto']:.2f} "
-            f"| {median['auto'] / min(median['direct'], median['amg']):.2f} | {difference:.1e} |"
+            f"| {grid}^2 | {(grid - 2) ** 2:,} | {count} | "
+            + " | ".join(f"{median[m]:.3f}" for m in methods)
+            + f" | {chosen} | {median['amg'] / median['gmg']:.2f} | {differences[0]:.1e}, {differences[1]:.1e} |"
         )
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.sparse.linalg import LinearOperator, eigsh, gmres, onenormest, splu
 
-from sweeplab.datagen.darcy import DarcyParams, generate_darcy, solve_darcy
+from sweeplab.datagen.darcy import DarcyParams, darcy_system, generate_darcy, solve_darcy
 from sweeplab.datagen.families import helmholtz_system, random_systems
 from sweeplab.datagen.solvers import (
     SOLVER_METHODS,
@@ -23,12 +23,13 @@ from sweeplab.datagen.solvers import (
 from sweeplab.datagen.solvers._gcrodr import GcroDr
 
 TOLERANCE = 1e-9
-# Small systems of each family (576 - 1600 unknowns); Helmholtz with k0 = 5 has one negative eigenvalue.
+# Small systems of each family (529 - 1521 unknowns); Helmholtz with k0 = 5 has one negative eigenvalue. Odd grids,
+# which geometric multigrid coarsens (33 -> 17 nodes a side).
 FAMILY_CASES = {
-    "darcy_threshold": {"size": 34},
-    "darcy_lognormal": {"size": 42},
-    "poisson": {"size": 26},
-    "helmholtz": {"size": 34, "wavenumber": 5.0},
+    "darcy_threshold": {"size": 33},
+    "darcy_lognormal": {"size": 41},
+    "poisson": {"size": 25},
+    "helmholtz": {"size": 33, "wavenumber": 5.0},
 }
 
 
@@ -50,12 +51,12 @@ def family_case(request: pytest.FixtureRequest) -> tuple[str, list[LinearSystem]
     return request.param, systems, reference
 
 
-@pytest.mark.parametrize("method", ["amg", "gmres", "skr", "auto"])
+@pytest.mark.parametrize("method", ["amg", "gmg", "gmres", "skr", "auto"])
 def test_every_method_agrees_with_the_direct_solve_to_the_tolerance(
     family_case: tuple[str, list[LinearSystem], list[np.ndarray]], method: str
 ) -> None:
     family, systems, reference = family_case
-    if method == "amg" and family == "helmholtz":
+    if method in ("amg", "gmg") and family == "helmholtz":
         with pytest.raises(ValueError, match="positive definite"):
             solve_sequence(systems, method, TOLERANCE)
         return
@@ -146,6 +147,8 @@ def test_skr_solves_in_greedy_order_and_returns_solutions_in_input_order() -> No
 def test_auto_picks_the_direct_solver_for_small_or_indefinite_systems_and_amg_for_large_definite_ones() -> None:
     assert choose_method(6_400, definite=True) == "direct"
     assert choose_method(175_561, definite=True) == "amg"
+    assert choose_method(175_561, definite=True, on_a_grid_hierarchy=True) == "gmg"
+    assert choose_method(175_561, definite=False, on_a_grid_hierarchy=True) == "direct"
     assert choose_method(175_561, definite=False) == "direct"
     systems = random_systems("darcy_threshold", 2, 18)
     _, stats = solve_sequence(systems, "auto")
@@ -164,6 +167,20 @@ def test_bad_requests_are_refused() -> None:
         solve_sequence(systems, "skr", 1e-12, max_iterations=5)
     with pytest.raises(ValueError, match="unknown family"):
         random_systems("stokes", 1, 18)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="gmg solver needs systems rediscretisable on an odd grid"):
+        solve_sequence(systems, "gmg")  # 18 nodes a side: the grid does not halve
+
+
+def test_geometric_multigrid_needs_about_as_many_iterations_on_every_grid() -> None:
+    # The mark of a working multigrid: the V-cycle removes every scale of the error, so CG's iterations do not
+    # grow as the grid is refined (unpreconditioned CG's grow like the grid's side; AMG-CG's, here, 14-16).
+    coefficient = np.where(np.random.default_rng(5).normal(size=(257, 257)) > 0, 12.0, 3.0)
+    iterations = {}
+    for nodes in (65, 129, 257):
+        step = (257 - 1) // (nodes - 1)
+        _, stats = solve_sequence([darcy_system(coefficient[::step, ::step])], "gmg", 1e-10)
+        iterations[nodes] = int(stats.iterations[0])
+    assert max(iterations.values()) <= 20 and iterations[257] <= iterations[65] + 3, iterations
 
 
 def test_a_zero_right_hand_side_gives_zero() -> None:
@@ -211,7 +228,7 @@ def test_solve_darcy_with_each_solver_matches_the_direct_solve(method: str) -> N
 SMALL = {"n_train": 30, "n_val": 2, "n_test": 3, "fine_resolution": 33, "resolution": 17, "coefficient": "lognormal"}
 
 
-@pytest.mark.parametrize("method", ["amg", "gmres", "skr", "auto"])
+@pytest.mark.parametrize("method", ["amg", "gmg", "gmres", "skr", "auto"])
 def test_darcy_data_with_any_solver_equal_the_direct_data_within_the_tolerance(method: str) -> None:
     direct = generate_darcy(DarcyParams(**SMALL, workers=1))
     other = generate_darcy(DarcyParams(**SMALL, solver=method, tolerance=1e-9, workers=1))

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -111,6 +111,22 @@ def darcy_system(a: np.ndarray, f: float | np.ndarray = 1.0) -> LinearSystem:
     each cell face taken as the mean of its two nodes; the unknowns are the interior nodes, row-major. The
     matrix is symmetric positive definite; the system's parameter field is ``a``.
     """
+    a = np.asarray(a, dtype=np.float64)
+    matrix = darcy_matrix(a)
+    spacing = 1.0 / (a.shape[0] - 1)
+    source = np.broadcast_to(np.asarray(f, dtype=np.float64), a.shape)[1:-1, 1:-1]
+    return LinearSystem(
+        matrix=matrix,
+        rhs=spacing**2 * source.ravel(),
+        parameter=a,
+        definite=True,
+        coefficient=a,
+        assemble=darcy_matrix,
+    )
+
+
+def darcy_matrix(a: np.ndarray) -> Any:
+    """The matrix of ``darcy_system`` (h^2 times the operator, interior unknowns row-major) for nodal ``a``."""
     from scipy.sparse import diags_array
 
     a = np.asarray(a, dtype=np.float64)
@@ -118,8 +134,6 @@ def darcy_system(a: np.ndarray, f: float | np.ndarray = 1.0) -> LinearSystem:
     if a.ndim != 2 or a.shape[1] != n or n < 3:
         raise ValueError(f"a must be a square grid of at least 3 x 3 nodes, got shape {a.shape}")
     interior = n - 2
-    spacing = 1.0 / (n - 1)
-
     # Face coefficients: faces_0[i, j] joins nodes (i, j), (i+1, j); faces_1[i, j] joins (i, j), (i, j+1).
     faces_0 = 0.5 * (a[:-1, :] + a[1:, :])
     faces_1 = 0.5 * (a[:, :-1] + a[:, 1:])
@@ -130,13 +144,11 @@ def darcy_system(a: np.ndarray, f: float | np.ndarray = 1.0) -> LinearSystem:
     coupling_1[:, :-1] = -faces_1[1:-1, 1:-1]  # the last node of a row has no right-hand interior neighbour
     coupling_1 = coupling_1.ravel()[:-1]
     coupling_0 = coupling_0.ravel()
-    matrix = diags_array(
+    return diags_array(
         [diagonal.ravel(), coupling_1, coupling_1, coupling_0, coupling_0],
         offsets=[0, 1, -1, interior, -interior],
         format="csr",
     )
-    source = np.broadcast_to(np.asarray(f, dtype=np.float64), a.shape)[1:-1, 1:-1]
-    return LinearSystem(matrix=matrix, rhs=spacing**2 * source.ravel(), parameter=a, definite=True)
 
 
 def _embed(a: np.ndarray, interior_values: np.ndarray) -> np.ndarray:

@@ -6,6 +6,9 @@ methods (``SolverMethod``):
 - ``direct``: sparse LU (SuperLU) with a symmetric fill-reducing ordering, per system.
 - ``amg``: conjugate gradients preconditioned by one algebraic-multigrid V-cycle (pyamg, classical Ruge-Stueben
   coarsening), set up per system. Only for symmetric positive definite systems.
+- ``gmg``: conjugate gradients preconditioned by one geometric-multigrid V-cycle on the system's grid hierarchy,
+  the coarse operators rediscretised from the coefficient (``_multigrid``). For SPD systems assembled on a grid
+  that halves (Darcy, Poisson on odd grids such as 421 x 421).
 - ``gmres``: scipy's restarted GMRES(40), no preconditioner: the baseline of the SKR paper.
 - ``skr``: Sorting Krylov Recycling (Wang et al., ICLR 2024): the systems are put in greedy nearest-neighbour
   order of their parameter fields (Frobenius distance), then solved one after another by GCRO-DR(m = 40,

@@ -1,4 +1,5 @@
-"""Krylov methods that solve each system alone: AMG-preconditioned CG (pyamg) and scipy's restarted GMRES."""
+"""Krylov methods that solve each system alone: AMG-preconditioned CG (pyamg) and scipy's restarted GMRES; the
+preconditioned CG loop that the multigrid methods share."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 
 from sweeplab.datagen.solvers._system import ConvergenceError, LinearSystem
 
-__all__ = ["solve_amg", "solve_gmres"]
+__all__ = ["preconditioned_cg", "solve_amg", "solve_gmres"]
 
 
 def _relative_residual(matrix: Any, solution: np.ndarray, rhs: np.ndarray) -> float:
@@ -18,7 +19,6 @@ def _relative_residual(matrix: Any, solution: np.ndarray, rhs: np.ndarray) -> fl
 def solve_amg(system: LinearSystem, tolerance: float, max_iterations: int) -> tuple[np.ndarray, int]:
     """(solution, CG iterations) by CG with a Ruge-Stueben AMG V-cycle as preconditioner, set up for this system."""
     import pyamg
-    from scipy.sparse.linalg import cg
 
     matrix = system.matrix.tocsr()
     # Classical (Ruge-Stueben) coarsening rather than smoothed aggregation: on these scalar 2D diffusion
@@ -33,7 +33,19 @@ def solve_amg(system: LinearSystem, tolerance: float, max_iterations: int) -> tu
         max_coarse=500,
         coarse_solver="splu",
     )
-    preconditioner = hierarchy.aspreconditioner(cycle="V")
+    return preconditioned_cg(system, hierarchy.aspreconditioner(cycle="V"), tolerance, max_iterations, "AMG-CG")
+
+
+def preconditioned_cg(
+    system: LinearSystem, preconditioner: Any, tolerance: float, max_iterations: int, name: str
+) -> tuple[np.ndarray, int]:
+    """(solution, iterations) by scipy's CG with ``preconditioner`` (a LinearOperator, or a function of the
+    residual), to a true relative residual of ``tolerance``; ConvergenceError naming ``name`` otherwise."""
+    from scipy.sparse.linalg import LinearOperator, cg
+
+    matrix = system.matrix.tocsr()
+    if not isinstance(preconditioner, LinearOperator):
+        preconditioner = LinearOperator(matrix.shape, matvec=preconditioner, dtype=np.float64)
     solution = np.zeros_like(system.rhs)
     total = 0
     # CG stops on its recurrence residual, which can drift from the true one: continue from the answer if so.
@@ -57,7 +69,7 @@ def solve_amg(system: LinearSystem, tolerance: float, max_iterations: int) -> tu
         if _relative_residual(matrix, solution, system.rhs) <= tolerance:
             return solution, total
         if steps == 0 or total >= max_iterations:
-            raise ConvergenceError(f"AMG-CG did not reach tolerance {tolerance} in {total} iterations")
+            raise ConvergenceError(f"{name} did not reach tolerance {tolerance} in {total} iterations")
 
 
 def solve_gmres(system: LinearSystem, tolerance: float, restart: int, max_iterations: int) -> tuple[np.ndarray, int]:

@@ -13,6 +13,7 @@ import numpy as np
 from sweeplab.datagen.solvers._direct import solve_direct
 from sweeplab.datagen.solvers._gcrodr import GcroDr
 from sweeplab.datagen.solvers._krylov import solve_amg, solve_gmres
+from sweeplab.datagen.solvers._multigrid import MIN_NODES, coarsens, solve_gmg
 from sweeplab.datagen.solvers._system import LinearSystem
 
 __all__ = [
@@ -27,7 +28,7 @@ __all__ = [
     "solve_sequence",
 ]
 
-SolverMethod = Literal["direct", "amg", "gmres", "skr", "auto"]
+SolverMethod = Literal["direct", "amg", "gmg", "gmres", "skr", "auto"]
 SOLVER_METHODS: tuple[str, ...] = get_args(SolverMethod)
 
 # `auto` takes AMG-CG from this many unknowns on (symmetric positive definite systems only); see choose_method.
@@ -48,7 +49,7 @@ class SolveStats:
         return int(self.iterations.sum())
 
 
-def choose_method(unknowns: int, definite: bool) -> str:
+def choose_method(unknowns: int, definite: bool, on_a_grid_hierarchy: bool = False) -> str:
     """The method ``auto`` uses for systems of this size.
 
     Measured on 2 busy cores with one BLAS thread, Darcy (threshold coefficient) to 1e-10, time of AMG-CG over
@@ -56,10 +57,13 @@ def choose_method(unknowns: int, definite: bool) -> str:
     0.6 at 89,401 and ~0.65 at 175,561 (the 421^2 grid); the crossover lies near 16,000, and within 10,000 -
     20,000 either choice is within 10% of the other. The Krylov methods without preconditioner are never
     competitive in 2D, recycling or not (Darcy n = 6,400 at 1e-8: LU 7x faster than SKR; bench/datagen.py).
-    AMG-CG needs a definite matrix, so indefinite systems (Helmholtz) always go to the LU.
+    AMG-CG needs a definite matrix, so indefinite systems (Helmholtz) always go to the LU. Where the systems can
+    be rediscretised on coarser grids (Darcy, Poisson), geometric multigrid replaces AMG: at 421^2 to 1e-10 it
+    solved in 0.3-0.5x AMG-CG's time, its setup being a rediscretisation rather than an analysis of the matrix
+    (bench/datagen.py, BENCHMARKS.md).
     """
     if definite and unknowns >= _AMG_FROM_UNKNOWNS:
-        return "amg"
+        return "gmg" if on_a_grid_hierarchy else "amg"
     return "direct"
 
 
@@ -110,10 +114,13 @@ def resolve_method(systems: Sequence[LinearSystem], method: SolverMethod) -> str
     if method not in SOLVER_METHODS:
         raise ValueError(f"unknown solver {method!r}; choose one of {', '.join(SOLVER_METHODS)}")
     definite = all(s.definite for s in systems)
+    hierarchy = all(coarsens(s) for s in systems)
     if method == "auto":
-        return choose_method(max((s.unknowns for s in systems), default=0), definite)
-    if method == "amg" and not definite:
-        raise ValueError("the amg solver (AMG-preconditioned CG) needs symmetric positive definite systems")
+        return choose_method(max((s.unknowns for s in systems), default=0), definite, hierarchy)
+    if method in ("amg", "gmg") and not definite:
+        raise ValueError(f"the {method} solver (multigrid-preconditioned CG) needs symmetric positive definite systems")
+    if method == "gmg" and not hierarchy:
+        raise ValueError(f"the gmg solver needs systems rediscretisable on an odd grid of at least {MIN_NODES} nodes")
     return method
 
 
@@ -145,6 +152,8 @@ def iter_solutions(
             return solve_direct(system), 0
         if resolved == "amg":
             return solve_amg(system, tolerance, max_iterations)
+        if resolved == "gmg":
+            return solve_gmg(system, tolerance, max_iterations)
         if resolved == "gmres":
             return solve_gmres(system, tolerance, restart, max_iterations)
         assert recycler is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,10 @@ class LinearSystem:
     rhs: np.ndarray
     parameter: np.ndarray
     definite: bool  # symmetric positive definite: AMG-CG applies
+    # A system assembled on a square grid from a nodal coefficient can be rediscretised on coarser grids
+    # (geometric multigrid): the coefficient, and the function that assembles the matrix from a coefficient.
+    coefficient: np.ndarray | None = None
+    assemble: Callable[[np.ndarray], Any] | None = None
 
     @property
     def unknowns(self) -> int:
