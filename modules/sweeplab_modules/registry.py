@@ -11,6 +11,7 @@ which a study cannot set, with a preset of this registry as defaults: published 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import importlib
 import importlib.util
 from collections.abc import Mapping
@@ -44,6 +45,8 @@ class Parameter:
     name: str
     annotation: str | None
     default: Any = _REQUIRED
+    minimum: int | None = None
+    """The least integer the constructor accepts (its ``checked_size(name, value, minimum=...)``), if it checks."""
 
     @property
     def required(self) -> bool:
@@ -75,6 +78,9 @@ class ModelEntry:
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     # The same weights evaluate at resolutions other than the training one (a discretisation of an operator).
     resolution_invariant: bool = False
+    grid_check: str | None = None
+    """Import path of a torch-free ``(params, grid) -> (parameter, problem) | None`` (``sweeplab_modules.constraints``):
+    what the architecture needs of the grids it sees; ``sweeplab validate`` runs it."""
 
 
 def import_target(target: str) -> Any:
@@ -101,7 +107,11 @@ def constructor_parameters(target: str) -> dict[str, Parameter]:
     module_name, node = _class_definition(target)
     for item in node.body:
         if isinstance(item, ast.FunctionDef) and item.name == "__init__":
-            return _parameters_of(item.args)
+            minimums = _size_minimums(module_name, node)
+            return {
+                name: dataclasses.replace(parameter, minimum=minimums.get(name))
+                for name, parameter in _parameters_of(item.args).items()
+            }
     if not node.keywords:
         raise LookupError(f"{target!r} must define __init__ or be a variant (its parameters are read from source)")
     declaration = {keyword.arg: ast.literal_eval(keyword.value) for keyword in node.keywords}
@@ -109,7 +119,7 @@ def constructor_parameters(target: str) -> dict[str, Parameter]:
     defaults = MODELS[model].presets[preset] if model is not None else {}
     generic = constructor_parameters(_base_target(module_name, node))
     return {
-        name: Parameter(name, parameter.annotation, defaults.get(name, parameter.default))
+        name: dataclasses.replace(parameter, default=defaults.get(name, parameter.default))
         for name, parameter in generic.items()
         if name not in declaration
     }
@@ -122,6 +132,25 @@ def fixed_arguments(target: str) -> dict[str, Any]:
         return {}
     fixed = {keyword.arg: ast.literal_eval(keyword.value) for keyword in node.keywords if keyword.arg != "preset"}
     return {**fixed_arguments(_base_target(module_name, node)), **fixed}
+
+
+def _size_minimums(module_name: str, node: ast.ClassDef) -> dict[str, int]:
+    """``{name: minimum}`` of every ``checked_size("name", value, minimum=...)`` call in the class and in its bases
+    of the same module: the sizes its constructor rejects, known to the checker without importing torch."""
+    minimums: dict[str, int] = {}
+    for base in node.bases:
+        try:
+            minimums.update(_size_minimums(*_class_definition(f"{module_name}:{ast.unparse(base)}")))
+        except LookupError:  # a base from another module (nn.Module, a mixin)
+            continue
+    for call in ast.walk(node):
+        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "checked_size"):
+            continue
+        name = call.args[0] if call.args else None
+        minimum = next((k.value for k in call.keywords if k.arg == "minimum"), None)
+        if isinstance(name, ast.Constant) and isinstance(minimum, ast.Constant) and isinstance(minimum.value, int):
+            minimums[name.value] = max(minimum.value, minimums.get(name.value, minimum.value))
+    return minimums
 
 
 def _defines_init(node: ast.ClassDef) -> bool:
@@ -270,6 +299,7 @@ MODELS: Mapping[str, ModelEntry] = _Registry(
         ModelEntry(
             name="fno1d",
             target="sweeplab_modules.operators.fno:FNO1d",
+            grid_check="sweeplab_modules.constraints:fno_grid_problem",
             task="operator",
             spatial_dims=1,
             description="Fourier Neural Operator, 1D (Li et al. 2020)",
@@ -297,6 +327,7 @@ MODELS: Mapping[str, ModelEntry] = _Registry(
         ModelEntry(
             name="fno2d",
             target="sweeplab_modules.operators.fno:FNO2d",
+            grid_check="sweeplab_modules.constraints:fno_grid_problem",
             task="operator",
             spatial_dims=2,
             description="Fourier Neural Operator, 2D (Li et al. 2020)",

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from sweeplab_modules.constraints import spectral_grid_problem
 from sweeplab_modules.layers.pointwise import PointwiseLinear
 
 __all__ = ["FourierLayer", "SpectralConv"]
@@ -147,14 +148,9 @@ class SpectralConv(nn.Module):
             raise ValueError(
                 f"expected input (batch, {self.in_channels}, {self.spatial_dims} grid dims), got {tuple(x.shape)}"
             )
-        # Leading dims keep 2 * m frequencies that must not overlap; the last keeps m of its n // 2 + 1.
-        too_small = [n < 2 * m for m, n in zip(self.modes[:-1], grid_shape[:-1], strict=True)]
-        too_small.append(grid_shape[-1] // 2 + 1 < self.modes[-1])
-        if any(too_small):
-            raise ValueError(
-                f"grid {grid_shape} is too coarse for modes {self.modes}: need n >= 2 * modes "
-                "along the leading dims and n >= 2 * (modes - 1) along the last"
-            )
+        problem = spectral_grid_problem(self.modes, grid_shape)
+        if problem is not None:
+            raise ValueError(problem)
 
 
 # Fourier matrices, cached per size, dtype and device (the FNO's layers share them). They are built with

@@ -24,6 +24,7 @@ from typing import Literal
 
 from torch import Tensor, nn
 
+from sweeplab_modules.constraints import padded_size
 from sweeplab_modules.layers import (
     FourierLayer,
     PointwiseLinear,
@@ -99,7 +100,7 @@ class FNO(WithVariants, nn.Module):
         """Points padded per dimension: ``padding`` plus ``padding_fraction`` of the grid. Only the fraction keeps
         the padded extent of the domain the same at every resolution, which evaluation at a resolution other than
         the training one needs (a fixed 5 points at 29 and at 141 are different domains to the Fourier layers)."""
-        return [self.padding + round(self.padding_fraction * n) for n in grid]
+        return [padded_size(n, self.padding, self.padding_fraction) - n for n in grid]
 
 
 class FNO1d(FNO, spatial_dims=1, preset=("fno1d", "reference")):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import difflib
+import itertools
 import typing
 from collections.abc import Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from sweeplab.data._registry import DATASETS, DatasetEntry
 from sweeplab.spec._errors import Location, SpecIssue, StudyError
@@ -24,6 +26,7 @@ from sweeplab_modules.registry import (
     TaskEntry,
     constructor_parameters,
     fixed_arguments,
+    import_target,
 )
 from sweeplab_modules.stn._settings import SelfTuningSettings
 
@@ -113,7 +116,7 @@ def _written_part(location: tuple[Any, ...], raw: Any) -> Location:
         )
         if present:
             node = node[part]
-        elif part in SPACE_TAGS or str(part).startswith("function-") or _is_union_member_label(part):
+        elif part in SPACE_TAGS or str(part).startswith(("function-", "constrained-")) or _is_union_member_label(part):
             continue
         else:  # a key not written (missing or unknown): keep it, nothing below it was written either
             node = None
@@ -132,6 +135,8 @@ class _Checker:
         self.spec = spec
         self.issues: list[SpecIssue] = []
         self.test_resolutions: tuple[int, ...] = ()
+        self.grids: tuple[tuple[str, int], ...] = ()
+        """``(data parameter, points per side)`` of every grid a model sees: training and test resolutions."""
 
     def fail(self, location: Location, message: str) -> None:
         self.issues.append(SpecIssue(location, message))
@@ -173,6 +178,8 @@ class _Checker:
 
     def _check_data(self) -> tuple[DatasetEntry | None, dict[str, Any], tuple[int, int]]:
         data = self.spec.data
+        if data.dir is not None:
+            self._check_data_dir(Path(data.dir).expanduser())
         if data.name not in DATASETS:
             self.fail(("data", "name"), _unknown("data set", data.name, DATASETS))
             return None, {}, (0, 0)
@@ -184,10 +191,22 @@ class _Checker:
             self.issues += _pydantic_issues(error.errors(), data.params, ("data", "params"), list(model.model_fields))
             return entry, {}, (0, 0)
         self.test_resolutions = tuple(getattr(params, "test_resolutions", ()))
+        resolution = getattr(params, "resolution", None)
+        self.grids = (("resolution", resolution),) if resolution else ()
+        self.grids += tuple(("test_resolutions", size) for size in self.test_resolutions)
         return entry, params.model_dump(mode="json"), entry.model_channels(params)
+
+    def _check_data_dir(self, folder: Path) -> None:
+        """The cache folder, or the nearest part of its path that exists, must be a folder (it is created)."""
+        existing = folder
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if existing.exists() and not existing.is_dir():
+            self.fail(("data", "dir"), f"{str(existing)!r} is a file, not a folder")
 
     def _check_model(self, index: int, model: Any, dataset: DatasetEntry | None) -> ModelPlan | None:
         where: Location = ("models", index)
+        before = len(self.issues)
         if model.name not in MODELS:
             self.fail(where + ("name",), _unknown("model", model.name, MODELS))
             return None
@@ -233,7 +252,37 @@ class _Checker:
         self._check_loss(
             where + ("params" if "loss" in model.params else "search",), TASKS[entry.task], fixed, dimensions
         )
+        if entry.grid_check and dataset is not None and len(self.issues) == before:
+            self._check_grids(where, model, entry, fixed, dimensions)
         return ModelPlan(model.key, entry, fixed, tuple(dimensions))
+
+    def _check_grids(
+        self, where: Location, model: Any, entry: Any, fixed: dict[str, Any], dimensions: list[Dimension]
+    ) -> None:
+        """What the architecture needs of the data's grids (``ModelEntry.grid_check``), at the fixed values and at
+        every corner of its search space (each range's ends, each choice): a trial that could only fail is an
+        error now. The first problem per parameter is reported, where the value was written."""
+        check = import_target(entry.grid_check)
+        defaults = {
+            name: parameter.default
+            for name, parameter in constructor_parameters(entry.target).items()
+            if not parameter.required
+        }
+        corners = [d.choices if d.choices is not None else (d.low, d.high) for d in dimensions]
+        reported: set[str] = set()
+        for values in itertools.islice(itertools.product(*corners), _MAX_GRID_CHECKS):
+            params = defaults | fixed | {d.target: v for d, v in zip(dimensions, values, strict=True)}
+            for key, size in self.grids:
+                problem = check(params, (size,) * entry.spatial_dims)
+                if problem is None or problem[0] in reported:
+                    continue
+                name, message = problem
+                reported.add(name)
+                at = _written_at(where, model, name)
+                origin = {"preset": f"{name} {params[name]!r} of preset {model.preset!r}: ", name: ""}.get(
+                    at[-1], f"{name} defaults to {params[name]!r}: "
+                )
+                self.fail(at, f"{origin}{message} (data.params.{key}: {size})")
 
     def _check_loss(self, where: Location, task: TaskEntry, fixed: dict[str, Any], dims: list[Dimension]) -> None:
         searched = [d.choices or () for d in dims if d.target == "loss"]
@@ -310,6 +359,8 @@ class _Checker:
             self.fail(at + ("step",), "cannot be combined with log: true")
         if space.step is not None and space.step <= 0:
             self.fail(at + ("step",), "must be > 0")
+        elif space.step is not None and space.low <= space.high and (problem := _steps_off_range(space)):
+            self.fail(at + ("high",), problem)
         for key in ("low", "high"):
             if not any(issue.location == at + (key,) for issue in self.issues[before:]):
                 self._check_value(at + (key,), numbers[key], adapter)
@@ -406,6 +457,31 @@ class _Checker:
             self.fail(("budget",), "give n_trials or timeout")
 
 
+# Corners of a search space tried by a grid check: enough for every study written by hand, bounded for any.
+_MAX_GRID_CHECKS = 4096
+
+
+def _written_at(where: Location, model: Any, name: str) -> Location:
+    """Where a model's parameter ``name`` got its value: its search space, its params, its preset, or the
+    architecture's default (the model's params, where a value would go)."""
+    if name in model.search:
+        return where + ("search", name)
+    if name in model.params:
+        return where + ("params", name)
+    if model.preset is not None and name in MODELS[model.name].presets.get(model.preset, {}):
+        return where + ("preset",)
+    return where + ("params",)
+
+
+def _steps_off_range(space: Range) -> str | None:
+    """Why ``high`` is not ``low`` plus a whole number of steps (Optuna would move it, with only a warning)."""
+    low, high, step = (Decimal(str(number)) for number in (space.low, space.high, space.step))
+    if (high - low) % step == 0:
+        return None
+    below = low + (high - low) // step * step
+    return f"{space.high} is not {space.low} plus a whole number of steps of {space.step}: use {below} or {below + step}"
+
+
 def _unknown(kind: str, name: str, known: Mapping[str, Any]) -> str:
     close = difflib.get_close_matches(name, list(known), n=1)
     return f"unknown {kind} {name!r}" + (
@@ -436,6 +512,8 @@ def _adapter(parameter: Parameter) -> TypeAdapter[Any] | None:
         return None
     try:
         annotation = eval(parameter.annotation, dict(_ANNOTATION_NAMESPACE))  # noqa: S307 - our own source
+        if annotation is int and parameter.minimum is not None:  # the constructor's own checked_size
+            return TypeAdapter(typing.Annotated[int, Field(ge=parameter.minimum)])
         return TypeAdapter(annotation)
     except Exception:  # a type that needs an import (a tensor, a module): not checked here
         return None

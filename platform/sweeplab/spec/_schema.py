@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -33,6 +34,8 @@ class _Strict(BaseModel):
 def _number(value: Any) -> int | float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"must be a finite number, got {value!r}")
     return value
 
 
@@ -97,7 +100,7 @@ class ModelSpec(_Strict):
 class TrainerSpec(_Strict):
     max_epochs: int = Field(10, ge=1)
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
-    devices: int | Literal["auto"] = 1
+    devices: Annotated[int, Field(ge=1)] | Literal["auto"] = 1
     precision: Literal["32", "32-true", "64", "64-true", "16-mixed", "bf16-mixed", "bf16-true"] = "32-true"
     seed: int = 0
     deterministic: bool = False
