@@ -100,14 +100,13 @@ def test_grid_lists_every_point_of_each_architecture() -> None:
 
 
 def test_grid_size_counts_steps_as_optuna_does() -> None:
-    # modes 1, 4 (7 would pass high); lr 0.001 .. 0.003 by 0.001: 3 values; width: 2 choices.
+    # modes 1, 4; lr 0.001 .. 0.003 by 0.001: 3 values; width: 2 choices. (A step that does not divide its range
+    # is refused: see BAD_STUDIES.)
     text = _replace("sampler: random", "sampler: grid").replace("  n_trials: 3\n", "  n_jobs: 1\n")
-    text = text.replace("modes: {low: 2, high: 4}", "modes: {low: 1, high: 6, step: 3}")
-    text = text.replace("lr: {low: 1.0e-3, high: 1.0e-2, log: true}", "lr: {low: 0.001, high: 0.0035, step: 0.001}")
+    text = text.replace("modes: {low: 2, high: 4}", "modes: {low: 1, high: 4, step: 3}")
+    text = text.replace("lr: {low: 1.0e-3, high: 1.0e-2, log: true}", "lr: {low: 0.001, high: 0.003, step: 0.001}")
     study = parse_study(text, "s.yaml")
     assert study.grid_size() == 2 * 2 * 3
-    distribution = optuna.distributions.FloatDistribution(0.001, 0.0035, step=0.001)
-    assert distribution.high == pytest.approx(0.003)  # Optuna's own count agrees
 
 
 BAD_STUDIES = [
@@ -297,6 +296,58 @@ BAD_STUDIES = [
         "test resolution 20 is not a subsample of fine_resolution 33",
     ),
     ("no budget", _replace("budget:\n  n_trials: 3\n", ""), "budget", "give n_trials or timeout"),
+    # Accepted once, failing or silently changed at run time (issue 16).
+    (
+        "FNO modes beyond the grid",
+        _replace("modes: {low: 2, high: 4}", "modes: {low: 2, high: 9}"),
+        ":13 models[0].search.modes",
+        "9 Fourier modes do not fit the grid (17, 17): at most 8 modes fit (data.params.resolution: 17)",
+    ),
+    (
+        "FNO modes beyond a test resolution",
+        _replace("seed: 0}", "seed: 0, test_resolutions: [5]}"),
+        ":13 models[0].search.modes",
+        "at most 2 modes fit (data.params.test_resolutions: 5)",
+    ),
+    (
+        "FNO default modes beyond the grid",
+        _replace("      modes: {low: 2, high: 4}\n", ""),
+        ":10 models[0].params",
+        "modes defaults to 12: 12 Fourier modes do not fit",
+    ),
+    ("no layers", _replace("n_layers: 2,", "n_layers: 0,"), ":10 models[0].params.n_layers", "greater than or equal to 1"),
+    (
+        "no layers searched",
+        _replace("width: {choices: [4, 8]}", "n_layers: {low: 0, high: 2}"),
+        ":12 models[0].search.n_layers.low",
+        "greater than or equal to 1",
+    ),
+    ("no devices", _replace("  max_epochs: 2", "  max_epochs: 2\n  devices: 0"), ":19 trainer.devices", "greater than or equal to 1"),
+    ("infinite bound", _replace("high: 1.0e-2, log", "high: .inf, log"), ":15 search.lr.high", "finite number"),
+    ("nan bound", _replace("low: 1.0e-3,", "low: .nan,"), ":15 search.lr.low", "finite number"),
+    (
+        "int step off the range",
+        _replace("modes: {low: 2, high: 4}", "modes: {low: 1, high: 4, step: 2}"),
+        ":13 models[0].search.modes.high",
+        "4 is not 1 plus a whole number of steps of 2: use 3 or 5",
+    ),
+    (
+        "float step off the range",
+        _replace("lr: {low: 1.0e-3, high: 1.0e-2, log: true}", "lr: {low: 0.001, high: 0.0035, step: 0.001}"),
+        ":15 search.lr.high",
+        "use 0.003 or 0.004",
+    ),
+    (
+        "iterative solver below the float64 floor",
+        _replace("seed: 0}", "seed: 0, solver: gmres, tolerance: 1.0e-300}"),
+        ":7 data.params.tolerance",
+        "below what float64 can reach on a 33 x 33 grid",
+    ),
+    ("yaml merge of a scalar", _replace("  direction: minimize", "  <<: 1"), ":4", "expected a mapping"),
+    ("yaml merge of scalars", _replace("  direction: minimize", "  <<: [1, 2]"), ":4", "expected a mapping"),
+    ("yaml bad tagged int", _replace("  n_trials: 3", "  n_trials: !!int ten"), ":22", "'ten' is not a valid int"),
+    ("yaml unknown tag", _replace("  n_trials: 3", "  n_trials: !!python/name:os.system"), ":22", "constructor"),
+    ("yaml recursive alias", TINY_STUDY + "x: &loop [*loop]\n", ":23", "refers to the node that contains it"),
     (
         "password in the storage URL",
         TINY_STUDY + "storage: postgresql+psycopg://sweeplab:hunter2@db/sweeplab\n",

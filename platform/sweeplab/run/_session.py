@@ -145,10 +145,6 @@ class StudyRunner:
         from sweeplab.training import TrialContext
         from sweeplab.training._callbacks import EpochCallback, GuardCallback, NonFiniteLoss, PruningCallback
 
-        plan = self.study.sample(trial)
-        trial.set_user_attr(ARCHITECTURE_ATTR, plan.model_name)
-        trial.set_user_attr(MODEL_ATTR, plan.model_key)
-        self.progress.trial_started(trial.number, plan.model_key)
         metric = self.study.metrics[0]
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
@@ -176,7 +172,11 @@ class StudyRunner:
             run = None
             self.console.print(f"[yellow]trial {trial.number}:[/] {reason.split(': ')[0]}; waiting to train again")
 
-        try:
+        try:  # sampling too: a value Optuna rejects fails the trial with its reason recorded
+            plan = self.study.sample(trial)
+            trial.set_user_attr(ARCHITECTURE_ATTR, plan.model_name)
+            trial.set_user_attr(MODEL_ATTR, plan.model_key)
+            self.progress.trial_started(trial.number, plan.model_key)
             device = self.placement.claim(trial, self.interrupt.event)
             result = train_until_it_fits(attempt, retried, trial, device, self.placement, self.interrupt.event)
             values = [result.metrics[m] for m in self.study.metrics]

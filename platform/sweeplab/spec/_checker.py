@@ -44,9 +44,16 @@ def load_study(path: str | Path) -> Study:
     """Read and check a study file; raise StudyError naming file, line and field of every problem."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as error:
         raise StudyError(str(path), [SpecIssue((), f"cannot read the study: {error.strerror or error}")]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line_start = data.rfind(b"\n", 0, error.start) + 1
+        message = f"not UTF-8 text: byte {data[error.start]:#04x} at column {error.start - line_start + 1}"
+        line = data.count(b"\n", 0, error.start) + 1
+        raise StudyError(str(path), [SpecIssue((), message, line)]) from None
     return parse_study(text, str(path))
 
 
