@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import re
 import subprocess
 import sys
 from functools import cache
@@ -49,11 +50,21 @@ def provenance_tags(study_file: str | Path) -> dict[str, str]:
     return tags
 
 
-def redacted(url: str) -> str:
-    """A database URL without its password, fit to record."""
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    credentials, host = rest.rsplit("@", 1)
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}"
+# The places a URL carries a password: after the user name (``scheme://user:secret@host``), and query parameters
+# that name one (``?password=``, ``sslpassword=``, ``passphrase``, ``pwd``, ``secret``, ``token``; any case).
+_USERINFO_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^:/?#@\s]*):[^\s]*@")
+_SECRET_QUERY = re.compile(r"(?P<key>[?&;][^=&;\s]*(?:pass(?:word|wd|phrase)|pwd|secret|token)[^=&;\s]*)=[^&;#\s]*", re.I)
+
+
+def redacted(text: str) -> str:
+    """``text`` (a URL, a command line, a message) with every password a URL in it carries replaced by ``***``: the
+    one function for everything recorded or printed."""
+    text = _USERINFO_PASSWORD.sub(r"\g<head>:***@", text)
+    return _SECRET_QUERY.sub(r"\g<key>=***", text)
+
+
+def secret_parts(url: str) -> list[str]:
+    """The parts of ``url`` that carry a password, named for an error message (empty when there are none)."""
+    parts = ["the password after the user name"] if _USERINFO_PASSWORD.search(url) else []
+    parts += [f"query parameter {match['key'][1:]!r}" for match in _SECRET_QUERY.finditer(url)]
+    return parts

@@ -8,11 +8,16 @@ from pathlib import Path
 from typing import Any
 
 
+def sqlite_path(url: str) -> Path:
+    """The database file of ``sqlite:///path?options`` (its query is options of the connection, not the name)."""
+    return Path(url.removeprefix("sqlite:///").split("?", 1)[0])
+
+
 def prepare_sqlite(url: str) -> None:
     """Create the folder of a SQLite database (``sqlite:///mlruns/x.db``) so a fresh checkout just works, and
     tune every SQLite connection this process opens."""
     if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        sqlite_path(url).parent.mkdir(parents=True, exist_ok=True)
         _tune_sqlite_connections()
 
 

@@ -25,8 +25,8 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run or resume a study until its budget of finished trials is reached")
     run.add_argument("study", help="the study YAML")
     run.add_argument("--n-trials", type=_positive_int, help="finished trials to reach (overrides budget.n_trials)")
-    run.add_argument("--storage", help="Optuna storage URL (overrides the study's)")
-    run.add_argument("--tracking-uri", help="MLflow tracking URI (overrides the study's)")
+    run.add_argument("--storage", type=_storage_url, help="Optuna storage URL (overrides the study's)")
+    run.add_argument("--tracking-uri", type=_tracking_uri, help="MLflow tracking URI (overrides the study's)")
 
     worker = commands.add_parser(
         "worker", help="join a study from any number of processes or machines; run trials until its budget is reached"
@@ -34,11 +34,13 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("study", help="the study YAML")
     worker.add_argument(
         "--storage",
+        type=_storage_url,
         default=os.environ.get("SWEEPLAB_STORAGE"),
         help="Optuna storage URL (default $SWEEPLAB_STORAGE, else the study's)",
     )
     worker.add_argument(
         "--tracking-uri",
+        type=_tracking_uri,
         default=os.environ.get("SWEEPLAB_TRACKING_URI"),
         help="MLflow tracking URI (default $SWEEPLAB_TRACKING_URI, else the study's)",
     )
@@ -72,12 +74,14 @@ def _parser() -> argparse.ArgumentParser:
 
     ui = commands.add_parser("ui", help="start the MLflow UI on 127.0.0.1 against a study's tracking store")
     ui.add_argument("study", nargs="?", help="a study YAML (its tracking URI is used)")
-    ui.add_argument("--tracking-uri", help=f"MLflow tracking URI (default {DEFAULT_TRACKING_URI})")
+    ui.add_argument("--tracking-uri", type=_tracking_uri, help=f"MLflow tracking URI (default {DEFAULT_TRACKING_URI})")
     ui.add_argument("--port", type=int, default=5000, help="port (default 5000; 0 picks a free one)")
     ui.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
 
     studies = commands.add_parser("studies", help="list the studies in an Optuna storage")
-    studies.add_argument("--storage", default=DEFAULT_STORAGE, help=f"Optuna storage URL (default {DEFAULT_STORAGE})")
+    studies.add_argument(
+        "--storage", type=_storage_url, default=DEFAULT_STORAGE, help=f"Optuna storage URL (default {DEFAULT_STORAGE})"
+    )
 
     from sweeplab.compare import FORMATS
 
@@ -89,9 +93,13 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--format", choices=FORMATS, default="table", help="output on stdout (html: the report)")
     compare.add_argument("--out", type=Path, help="folder for the HTML report, its PNGs and the tables")
     compare.add_argument("--top-k", type=_positive_int, default=5, help="trials the median and IQR cover (default 5)")
-    compare.add_argument("--storage", help=f"Optuna storage URL (default: the study's, else {DEFAULT_STORAGE})")
     compare.add_argument(
-        "--tracking-uri", help=f"MLflow tracking URI (default: the study's, else {DEFAULT_TRACKING_URI})"
+        "--storage", type=_storage_url, help=f"Optuna storage URL (default: the study's, else {DEFAULT_STORAGE})"
+    )
+    compare.add_argument(
+        "--tracking-uri",
+        type=_tracking_uri,
+        help=f"MLflow tracking URI (default: the study's, else {DEFAULT_TRACKING_URI})",
     )
     compare.add_argument("--no-log", action="store_true", help="do not log the report on the studies' parent runs")
 
@@ -99,7 +107,9 @@ def _parser() -> argparse.ArgumentParser:
         "replay", help="train a fresh plain model with the hyperparameter schedule a self-tuning run recorded"
     )
     replay.add_argument("run_id", help="the MLflow run of a self_tuning trial")
-    replay.add_argument("--tracking-uri", default=DEFAULT_TRACKING_URI, help=f"default {DEFAULT_TRACKING_URI}")
+    replay.add_argument(
+        "--tracking-uri", type=_tracking_uri, default=DEFAULT_TRACKING_URI, help=f"default {DEFAULT_TRACKING_URI}"
+    )
 
     data = commands.add_parser("data", help="generate data sets into the cache, list the cache")
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
@@ -112,6 +122,24 @@ def _parser() -> argparse.ArgumentParser:
     listing = data_commands.add_parser("ls", help="list the cached data sets")
     listing.add_argument("--data-dir", type=Path, help="data cache (default $SWEEPLAB_DATA_DIR or the user cache)")
     return parser
+
+
+def _url_of(key: str) -> Callable[[str], str]:
+    """An argument type that checks a URL flag as the study's ``key`` is checked (exit 2 naming the flag)."""
+
+    def checked(text: str) -> str:
+        from sweeplab.spec import url_problem
+
+        problem = url_problem(key, text)
+        if problem is not None:
+            raise argparse.ArgumentTypeError(problem)
+        return text
+
+    return checked
+
+
+_storage_url = _url_of("storage")
+_tracking_uri = _url_of("tracking.uri")
 
 
 def _positive_int(text: str) -> int:

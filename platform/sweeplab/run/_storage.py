@@ -23,7 +23,7 @@ from optuna.exceptions import ExperimentalWarning
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from sweeplab._sqlite import prepare_sqlite
+from sweeplab._sqlite import prepare_sqlite, sqlite_path
 from sweeplab.run._budget import refuse_beyond_budget
 from sweeplab.run._journal import JournalWorkerStorage, is_journal, journal_lock, journal_path
 
@@ -76,7 +76,7 @@ def study_lock(url: str, name: str) -> Iterator[None]:
             yield
     elif url.startswith("sqlite:///"):
         prepare_sqlite(url)
-        with open(f"{url.removeprefix('sqlite:///')}.{name}.lock", "a") as lock_file:
+        with open(f"{sqlite_path(url)}.{name}.lock", "a") as lock_file:
             fcntl.flock(lock_file, fcntl.LOCK_EX)
             try:
                 yield

@@ -1,7 +1,7 @@
 """The study spec: a YAML file (``_schema``), checked against the registries before anything runs (``_checker``),
 resolved into the ``Study`` the engine samples and trains (``_study``)."""
 
-from sweeplab.spec._checker import load_study, parse_study
+from sweeplab.spec._checker import load_study, parse_study, url_problem
 from sweeplab.spec._errors import SpecIssue, StudyError
 from sweeplab.spec._schema import DEFAULT_STORAGE, DEFAULT_TRACKING_URI, StudySpec
 from sweeplab.spec._space import MODEL_PARAM, Dimension
@@ -21,4 +21,5 @@ __all__ = [
     "TrialPlan",
     "load_study",
     "parse_study",
+    "url_problem",
 ]

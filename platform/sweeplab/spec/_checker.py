@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import itertools
 import typing
 from collections.abc import Mapping
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
+from sweeplab._provenance import redacted
 from sweeplab.data._registry import DATASETS, DatasetEntry
 from sweeplab.spec._errors import Location, SpecIssue, StudyError
 from sweeplab.spec._schema import SPACE_TAGS, SPEC_MODELS, Choices, Range, StudySpec
@@ -38,6 +40,34 @@ _URI_SCHEMES = {
     "storage": ("sqlite", "postgresql", "mysql", "journal"),
     "tracking.uri": ("sqlite", "postgresql", "mysql", "http", "https"),
 }
+# The module SQLAlchemy loads for each database URL (``postgresql://`` means psycopg2): found, not imported, so
+# a store whose driver is missing is an error here rather than a traceback after the data were generated.
+_DRIVERS = {
+    "postgresql": "psycopg2",
+    "postgresql+psycopg2": "psycopg2",
+    "postgresql+psycopg": "psycopg",
+    "mysql": "MySQLdb",
+    "mysql+mysqldb": "MySQLdb",
+    "mysql+pymysql": "pymysql",
+}
+
+
+def url_problem(key: str, url: str) -> str | None:
+    """Why ``url`` cannot be the study's ``key`` (``storage`` or ``tracking.uri``), or None: the one check for the
+    study's keys and for the command line's ``--storage`` and ``--tracking-uri``."""
+    schemes = _URI_SCHEMES[key]
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme.split("+", 1)[0] not in schemes:
+        return f"{redacted(url)!r} is not a supported URL (schemes: {', '.join(schemes)})"
+    if scheme == "journal" and (not url.startswith("journal:///") or url.rstrip("/") == "journal:"):
+        return "a journal file is journal:///relative/path.log or journal:////absolute/path.log"
+    driver = _DRIVERS.get(scheme)
+    if driver is not None and importlib.util.find_spec(driver) is None:
+        installed = [name for name, module in _DRIVERS.items() if importlib.util.find_spec(module) is not None]
+        usable = [name for name in installed if name.split("+")[0] == scheme.split("+")[0]]
+        hint = f": write {usable[0]}://..." if usable else ""
+        return f"{scheme}:// needs the {driver} driver, which is not installed{hint}"
+    return None
 
 
 def load_study(path: str | Path) -> Study:
@@ -445,14 +475,10 @@ class _Checker:
         return sampled, {}, []
 
     def _check_uris(self) -> None:
-        for key, schemes in _URI_SCHEMES.items():
-            value = self.spec.storage if key == "storage" else self.spec.tracking.uri
-            scheme = value.split(":", 1)[0].split("+", 1)[0] if ":" in value else ""
-            at: Location = tuple(key.split("."))
-            if scheme not in schemes:
-                self.fail(at, f"{value!r} is not a supported URL (schemes: {', '.join(schemes)})")
-            elif scheme == "journal" and (not value.startswith("journal:///") or value.rstrip("/") == "journal:"):
-                self.fail(at, "a journal file is journal:///relative/path.log or journal:////absolute/path.log")
+        for key in _URI_SCHEMES:
+            problem = url_problem(key, self.spec.storage if key == "storage" else self.spec.tracking.uri)
+            if problem is not None:
+                self.fail(tuple(key.split(".")), problem)
 
     def _check_budget(self, study: Study) -> None:
         budget = self.spec.budget

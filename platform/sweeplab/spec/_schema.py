@@ -16,6 +16,7 @@ from pydantic import (
     model_validator,
 )
 
+from sweeplab._provenance import secret_parts
 from sweeplab_modules.stn._settings import OnlineHyperparameter
 
 DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
@@ -137,10 +138,10 @@ class Budget(_Strict):
 def _no_password(url: str) -> str:
     """Study files are committed: a database password belongs in the environment (PGPASSWORD, ~/.pgpass, or the
     whole URL in SWEEPLAB_STORAGE / SWEEPLAB_TRACKING_URI), never in the YAML."""
-    credentials = url.split("://", 1)[1].rsplit("@", 1)[0] if "://" in url and "@" in url else ""
-    if ":" in credentials:
+    parts = secret_parts(url)
+    if parts:
         raise ValueError(
-            "a password in a study file would be committed with it: drop it from the URL and set PGPASSWORD "
+            f"{' and '.join(parts)} would be committed with the study file: drop it from the URL and set PGPASSWORD "
             "(or ~/.pgpass), or pass the whole URL in SWEEPLAB_STORAGE / SWEEPLAB_TRACKING_URI"
         )
     return url
