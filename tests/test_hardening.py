@@ -4,19 +4,26 @@ fails for any reason says why."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
+import yaml
 from conftest import TINY_STUDY, write_study
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from sweeplab.record import REASON_ATTR
-from sweeplab.spec import StudyError, load_study, parse_study
+from sweeplab.spec import Study, StudyError, load_study, parse_study
 from sweeplab.spec._yaml import MAX_EXPANDED_VALUES
 
 
@@ -146,3 +153,105 @@ def test_a_secret_in_the_flags_is_never_recorded_or_printed(postgres_cluster, tm
         assert not [name for name, _ in written if secret in name]
         assert not [name for name, content in written if secret.encode() in content]
         assert all(secret not in dump for dump in dumps)
+
+
+# --- Property: whatever a user writes, validate accepts it (and then it runs) or names a line; it never raises. ---
+
+_VALID = yaml.safe_load(TINY_STUDY)
+_ODD_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 40),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8),
+    st.lists(st.integers(-2, 5), max_size=3),
+    st.dictionaries(st.sampled_from(["low", "high", "step", "log", "choices", "x"]), st.integers(-2, 9), max_size=3),
+)
+# Snippets a hand-written YAML goes wrong with: merges, anchors, tags, tabs, flow syntax, stray characters.
+_YAML_SNIPPETS = ["<<: 1", "<<: [1, 2]", "x: &a [*a]", "y: *nowhere", "z: !!int ten", "\t- a", "{", "]", ": :", "'"]
+
+
+def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [prefix]
+    if isinstance(node, dict):
+        found += [path for key, value in node.items() for path in _paths(value, (*prefix, key))]
+    elif isinstance(node, list):
+        found += [path for index, value in enumerate(node) for path in _paths(value, (*prefix, index))]
+    return found
+
+
+@st.composite
+def _mutated_studies(draw: st.DrawFn) -> str:
+    """TINY_STUDY with a key dropped, added or retyped, a value replaced, or a YAML snippet spliced in."""
+    kind = draw(st.sampled_from(["replace", "drop", "add", "snippet"]))
+    if kind == "snippet":
+        lines = TINY_STUDY.splitlines()
+        at = draw(st.integers(0, len(lines)))
+        indent = " " * draw(st.sampled_from([0, 2, 4]))
+        lines.insert(at, indent + draw(st.sampled_from(_YAML_SNIPPETS)))
+        return "\n".join(lines) + "\n"
+    study = copy.deepcopy(_VALID)
+    path = draw(st.sampled_from(_paths(study)[1:]))
+    parent = functools.reduce(lambda node, key: node[key], path[:-1], study)
+    if kind == "replace":
+        parent[path[-1]] = draw(_ODD_VALUES)
+    elif kind == "drop":
+        del parent[path[-1]]
+    elif isinstance(parent, dict):
+        parent[draw(st.sampled_from(["extra", "lr", "modes", "name", "devices", "low"]))] = draw(_ODD_VALUES)
+    else:
+        parent.append(draw(_ODD_VALUES))
+    return yaml.safe_dump(study, sort_keys=False, allow_unicode=True)
+
+
+def _accepted_or_named(text: str) -> Study | None:
+    """The invariant: a Study, or a StudyError each of whose issues names a line; anything else fails the test."""
+    try:
+        return parse_study(text, "s.yaml")
+    except StudyError as error:
+        assert error.issues and all(issue.line is not None for issue in error.issues), str(error)
+        return None
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_mutated_studies())
+def test_a_mutated_study_is_accepted_or_refused_naming_a_line(text: str) -> None:
+    _accepted_or_named(text)
+
+
+# Values that validate may accept or refuse (each valid more often than not, so that some runs happen): the
+# accepted ones must get their trial past setup.
+_RUN_MUTATIONS = st.fixed_dictionaries(
+    {
+        "modes": st.integers(1, 4) | st.integers(-1, 12),
+        "n_layers": st.integers(1, 3) | st.integers(-1, 0),
+        "resolution": st.sampled_from([17, 9, 5, 20]),
+        "batch_size": st.integers(1, 16) | st.just(0),
+        "lr_high": st.sampled_from([1e-2, 1e-3, float("inf")]),
+        "devices": st.sampled_from([1, "auto", 0]),
+    }
+)
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(_RUN_MUTATIONS)
+@example({"modes": 4, "n_layers": 1, "resolution": 9, "batch_size": 3, "lr_high": 1e-3, "devices": "auto"})
+def test_an_accepted_mutation_gets_a_trial_past_setup(tmp_path: Path, values: dict[str, Any]) -> None:
+    from sweeplab.run import run_study
+
+    study = copy.deepcopy(_VALID)
+    model = study["models"][0]
+    model["params"]["n_layers"] = values["n_layers"]
+    model["search"]["modes"] = {"low": 1, "high": values["modes"]}
+    study["data"]["params"]["resolution"] = values["resolution"]
+    study["search"]["batch_size"] = values["batch_size"]
+    study["search"]["lr"]["high"] = values["lr_high"]
+    study["trainer"] |= {"devices": values["devices"], "max_epochs": 1}
+    resolved = _accepted_or_named(yaml.safe_dump(study, sort_keys=False))
+    if resolved is None:
+        return
+    folder = tmp_path / f"run-{uuid.uuid4().hex[:8]}"
+    storage = f"sqlite:///{folder}/optuna.db"
+    run_study(resolved, storage, f"sqlite:///{folder}/mlflow.db", n_trials=1)
+    (trial,) = optuna.load_study(study_name="tiny", storage=storage).get_trials()
+    assert trial.state == optuna.trial.TrialState.COMPLETE, trial.user_attrs.get(REASON_ATTR)
