@@ -95,6 +95,19 @@ def bare_trainer(**overrides: Any) -> Any:
     return pl.Trainer(**(settings | overrides))
 
 
+def mean_field_error(data_params: dict[str, Any]) -> float:
+    """The validation relative L2 error of the best constant guess, the training mean field, on Darcy data with
+    ``data_params``: what a model that learned nothing scores."""
+    import numpy as np
+
+    from sweeplab.data import load_dataset
+
+    data = load_dataset("darcy", data_params)
+    residual = (data.y_val - data.y_train.mean(axis=0, keepdims=True)).reshape(len(data.y_val), -1)
+    norms = np.linalg.norm(data.y_val.reshape(len(data.y_val), -1), axis=1)
+    return float(np.mean(np.linalg.norm(residual, axis=1) / norms))
+
+
 def write_study(folder: Path, text: str, name: str = "study.yaml") -> Path:
     path = folder / name
     path.write_text(textwrap.dedent(text))

@@ -5,14 +5,12 @@ from __future__ import annotations
 import threading
 
 import pytest
+import pytorch_lightning as pl
+import torch
+from conftest import bare_trainer
 
-torch = pytest.importorskip("torch")
-pl = pytest.importorskip("pytorch_lightning")
-
-from conftest import bare_trainer  # noqa: E402
-
-from sweeplab.data.datamodule import InMemoryBatches  # noqa: E402
-from sweeplab.training._callbacks import GuardCallback, NonFiniteLoss, StudyInterrupted  # noqa: E402
+from sweeplab.data.datamodule import InMemoryBatches
+from sweeplab.training._callbacks import GuardCallback, NonFiniteLoss, StudyInterrupted
 
 
 class DivergesAt(pl.LightningModule):

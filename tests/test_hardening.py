@@ -8,6 +8,7 @@ import copy
 import dataclasses
 import functools
 import os
+import re
 import subprocess
 import sys
 import time
@@ -17,8 +18,9 @@ from typing import Any
 
 import optuna
 import pytest
+import tomllib
 import yaml
-from conftest import TINY_STUDY, write_study
+from conftest import REPO, TINY_STUDY, write_study
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -66,12 +68,14 @@ def test_shared_aliases_are_converted_once_and_keep_their_lines() -> None:
         parse_study(_alias_bomb(levels=4, fan_out=10), "s.yaml")
     assert time.perf_counter() - started < 1.0
     assert [(issue.location, issue.line) for issue in caught.value.issues] == [
-        ((f"a{i}",), 23 + i) for i in range(4)  # unknown keys, each at its own line
+        ((f"a{i}",), 23 + i)
+        for i in range(4)  # unknown keys, each at its own line
     ]
     # A mapping with a merge key, named twice: merged once, its written key still beating the merged one.
+    twin = "  - {name: fno2d, label: twin, params: {<<: *fixed, width: 4, modes: 2}}\n"
     text = TINY_STUDY.replace(
         "    params: {n_layers: 2,", "    params: &fixed {<<: {n_layers: 3}, n_layers: 2,"
-    ).replace("search:\n  lr", "  - {name: fno2d, label: twin, params: {<<: *fixed, width: 4, modes: 2}}\nsearch:\n  lr")
+    ).replace("search:\n  lr", twin + "search:\n  lr")
     first, twin = parse_study(text, "s.yaml").models
     assert first.fixed == {"n_layers": 2, "padding": 0, "projection_width": 16}
     assert twin.fixed == first.fixed | {"width": 4, "modes": 2}
@@ -121,9 +125,10 @@ def test_a_failure_while_sampling_is_recorded_with_its_reason(tmp_path: Path) ->
 
 def test_a_secret_in_the_flags_is_never_recorded_or_printed(postgres_cluster, tmp_path: Path) -> None:
     # Trust authentication ignores passwords, so the run works while its URLs carry three of them.
-    storage = postgres_cluster.create_database("secret_optuna").replace(
-        "postgres@", "postgres:PLANTED-USERINFO@"
-    ) + "?sslpassword=PLANTED-SSLPASSWORD"
+    storage = (
+        postgres_cluster.create_database("secret_optuna").replace("postgres@", "postgres:PLANTED-USERINFO@")
+        + "?sslpassword=PLANTED-SSLPASSWORD"
+    )
     tracking = postgres_cluster.create_database("secret_mlflow") + "?password=PLANTED-QUERY"
     work = tmp_path / "work"
     work.mkdir()
@@ -255,3 +260,17 @@ def test_an_accepted_mutation_gets_a_trial_past_setup(tmp_path: Path, values: di
     run_study(resolved, storage, f"sqlite:///{folder}/mlflow.db", n_trials=1)
     (trial,) = optuna.load_study(study_name="tiny", storage=storage).get_trials()
     assert trial.state == optuna.trial.TrialState.COMPLETE, trial.user_attrs.get(REASON_ATTR)
+
+
+def test_no_test_skips_over_a_missing_hard_dependency() -> None:
+    # A broken install of torch or Lightning must fail the suite, not skip the tests that need them.
+    requirements = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    hard = {re.split(r"[\[<>=~! ]", requirement)[0].replace("-", "_").lower() for requirement in requirements}
+    assert {"torch", "pytorch_lightning", "optuna", "mlflow"} <= hard
+    skipping = [
+        f"{path.name}: {module}"
+        for path in sorted((REPO / "tests").glob("*.py"))
+        for module in re.findall(r"importorskip\(\s*['\"]([\w.]+)['\"]", path.read_text())
+        if module.split(".")[0].lower() in hard
+    ]
+    assert not skipping, skipping

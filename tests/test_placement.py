@@ -13,6 +13,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import torch
 from conftest import write_study
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
@@ -23,7 +24,6 @@ from sweeplab.run._placement import WAITING, DevicePlacement
 from sweeplab.spec import load_study
 from sweeplab_modules import registry
 
-torch = pytest.importorskip("torch")
 nn = torch.nn
 
 

@@ -11,17 +11,15 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import numpy as np
 import optuna
 import pytest
 import sqlalchemy.exc
 import yaml
-from conftest import TINY_STUDY, write_study
+from conftest import TINY_STUDY, mean_field_error, write_study
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from sweeplab.commands._ui import free_port
-from sweeplab.data import load_dataset
 from sweeplab.record import INTERRUPTED_ATTR, REASON_ATTR, RETRY_OF_ATTR, RUN_ATTR
 from sweeplab.run import run_study
 from sweeplab.spec import load_study
@@ -129,10 +127,7 @@ def test_a_short_study_learns_darcy(tmp_path: Path) -> None:
     )
     study = load_study(write_study(tmp_path, text))
     outcome = run_study(study, *_stores(tmp_path))
-    data = load_dataset("darcy", study.data_params)
-    mean_field = data.y_train.mean(axis=0, keepdims=True)
-    error = np.linalg.norm((data.y_val - mean_field).reshape(len(data.y_val), -1), axis=1)
-    baseline = float(np.mean(error / np.linalg.norm(data.y_val.reshape(len(data.y_val), -1), axis=1)))
+    baseline = mean_field_error(study.data_params)
     assert outcome.best_values[0] < 0.5 * baseline, (outcome.best_values, baseline)
 
 

@@ -315,14 +315,24 @@ BAD_STUDIES = [
         ":10 models[0].params",
         "modes defaults to 12: 12 Fourier modes do not fit",
     ),
-    ("no layers", _replace("n_layers: 2,", "n_layers: 0,"), ":10 models[0].params.n_layers", "greater than or equal to 1"),
+    (
+        "no layers",
+        _replace("n_layers: 2,", "n_layers: 0,"),
+        ":10 models[0].params.n_layers",
+        "greater than or equal to 1",
+    ),
     (
         "no layers searched",
         _replace("width: {choices: [4, 8]}", "n_layers: {low: 0, high: 2}"),
         ":12 models[0].search.n_layers.low",
         "greater than or equal to 1",
     ),
-    ("no devices", _replace("  max_epochs: 2", "  max_epochs: 2\n  devices: 0"), ":19 trainer.devices", "greater than or equal to 1"),
+    (
+        "no devices",
+        _replace("  max_epochs: 2", "  max_epochs: 2\n  devices: 0"),
+        ":19 trainer.devices",
+        "greater than or equal to 1",
+    ),
     ("infinite bound", _replace("high: 1.0e-2, log", "high: .inf, log"), ":15 search.lr.high", "finite number"),
     ("nan bound", _replace("low: 1.0e-3,", "low: .nan,"), ":15 search.lr.low", "finite number"),
     (

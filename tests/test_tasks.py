@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import pytest
+import torch
+from conftest import bare_trainer
 
-torch = pytest.importorskip("torch")
-pl = pytest.importorskip("pytorch_lightning")
-
-from conftest import bare_trainer  # noqa: E402
-
-from sweeplab.data.datamodule import InMemoryBatches  # noqa: E402
-from sweeplab_modules.tasks.base import SweepTask  # noqa: E402
-from sweeplab_modules.training import TrainingConfig  # noqa: E402
+from sweeplab.data.datamodule import InMemoryBatches
+from sweeplab_modules.tasks.base import SweepTask
+from sweeplab_modules.training import TrainingConfig
 
 
 class MeanOfTargets(SweepTask):

@@ -53,7 +53,9 @@ def provenance_tags(study_file: str | Path) -> dict[str, str]:
 # The places a URL carries a password: after the user name (``scheme://user:secret@host``), and query parameters
 # that name one (``?password=``, ``sslpassword=``, ``passphrase``, ``pwd``, ``secret``, ``token``; any case).
 _USERINFO_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^:/?#@\s]*):[^\s]*@")
-_SECRET_QUERY = re.compile(r"(?P<key>[?&;][^=&;\s]*(?:pass(?:word|wd|phrase)|pwd|secret|token)[^=&;\s]*)=[^&;#\s]*", re.I)
+_SECRET_QUERY = re.compile(
+    r"(?P<key>[?&;][^=&;\s]*(?:pass(?:word|wd|phrase)|pwd|secret|token)[^=&;\s]*)=[^&;#\s]*", re.IGNORECASE
+)
 
 
 def redacted(text: str) -> str:

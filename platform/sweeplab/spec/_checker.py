@@ -512,7 +512,8 @@ def _steps_off_range(space: Range) -> str | None:
     if (high - low) % step == 0:
         return None
     below = low + (high - low) // step * step
-    return f"{space.high} is not {space.low} plus a whole number of steps of {space.step}: use {below} or {below + step}"
+    steps = f"{space.low} plus a whole number of steps of {space.step}"
+    return f"{space.high} is not {steps}: use {below} or {below + step}"
 
 
 def _unknown(kind: str, name: str, known: Mapping[str, Any]) -> str:

@@ -107,8 +107,7 @@ def _check_expansion(root: yaml.Node) -> None:
             break
         node = larger[0]
     raise YamlError(
-        f"aliases expand this document past {MAX_EXPANDED_VALUES:,} values: write the values out, or alias less "
-        "deeply",
+        f"aliases expand this document past {MAX_EXPANDED_VALUES:,} values: write the values out, or alias less deeply",
         node.start_mark.line + 1,
     )
 
