@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+import itertools
 import os
 import re
 import subprocess
@@ -274,3 +275,26 @@ def test_no_test_skips_over_a_missing_hard_dependency() -> None:
         if module.split(".")[0].lower() in hard
     ]
     assert not skipping, skipping
+
+
+def test_the_fno_grid_check_agrees_with_the_layers() -> None:
+    # validate's static check and a real forward pass accept exactly the same grids, padding included.
+    import torch
+
+    from sweeplab_modules.constraints import fno_grid_problem
+    from sweeplab_modules.operators.fno import FNO
+
+    disagreements = []
+    for spatial_dims, modes, n, padding, fraction in itertools.product(
+        (1, 2), range(1, 6), range(2, 11), (0, 3), (0.0, 0.25)
+    ):
+        params = {"modes": modes, "padding": padding, "padding_fraction": fraction}
+        model = FNO(1, 1, spatial_dims=spatial_dims, width=2, n_layers=1, projection_width=2, **params)
+        try:
+            model(torch.zeros(1, 1, *(n,) * spatial_dims))
+            runs = True
+        except ValueError:
+            runs = False
+        if runs != (fno_grid_problem(params, (n,) * spatial_dims) is None):
+            disagreements.append((spatial_dims, modes, n, padding, fraction))
+    assert not disagreements
