@@ -55,8 +55,14 @@ def _parser() -> argparse.ArgumentParser:
     where = submit.add_mutually_exclusive_group(required=True)
     where.add_argument("--slurm", action="store_true", help="submit a job array with sbatch")
     where.add_argument("--local", action="store_true", help="run the workers here and wait for them")
-    submit.add_argument("--storage", help="Optuna storage URL (default $SWEEPLAB_STORAGE, else the study's)")
-    submit.add_argument("--tracking-uri", help="MLflow tracking URI (default $SWEEPLAB_TRACKING_URI, else the study's)")
+    submit.add_argument(
+        "--storage", type=_storage_url, help="Optuna storage URL (default $SWEEPLAB_STORAGE, else the study's)"
+    )
+    submit.add_argument(
+        "--tracking-uri",
+        type=_tracking_uri,
+        help="MLflow tracking URI (default $SWEEPLAB_TRACKING_URI, else the study's)",
+    )
     submit.add_argument("--workers", type=_positive_int, help="worker processes (array tasks)")
     submit.add_argument("--partition", help="Slurm partition")
     submit.add_argument("--time", type=_positive_int, help="minutes each worker may run")
