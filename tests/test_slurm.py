@@ -132,6 +132,9 @@ def test_local_workers_take_the_same_path_without_slurm(tmp_path: Path) -> None:
     trials = _trials(study_file, "local_workers")
     children = _check_records(trials, f"sqlite:///{tmp_path}/mlflow.db", "local_workers", 4)
     assert len(children) == 4
+    # The stores reach the jobs through their environment: no URL (nor a password in one) is pickled on disk.
+    pickles = list((tmp_path / "jobs").glob("*.pkl"))
+    assert pickles and not [p for p in pickles if b"mlflow.db" in p.read_bytes() or b"study.log" in p.read_bytes()]
 
 
 @pytest.mark.parametrize(

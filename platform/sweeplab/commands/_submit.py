@@ -62,7 +62,6 @@ def submit_command(
     runner = StudyRunner(study, storage, tracking_uri, console=console)
     with runner.session():
         pass
-    # The stores go to the workers as given (URLs from the environment stay there: Slurm passes it on).
     submission = submit_workers(study, path, launcher, storage=storage, tracking_uri=tracking_uri, local=local)
     where = "local processes" if local else f"Slurm job array {submission.array_id}"
     print(f"submitted {launcher.workers} workers of study {study.name} as {where}: {', '.join(submission.job_ids)}")

@@ -30,13 +30,12 @@ class SharedStoreError(ValueError):
 
 class WorkerJob(submitit.helpers.Checkpointable):
     """One worker of a study, as a submitit job. Checkpointable with its own arguments: a requeued worker joins
-    the study again. Storage and tracking come from the command line that submitted it, else from the worker's
-    environment (Slurm passes the submitting shell's on), else from the study file, as for ``sweeplab worker``."""
+    the study again. Its stores come from its environment, which Slurm (and the local executor) copies from the
+    submitting process: ``submit_workers`` puts them there, so that no URL (and no password in one) is written
+    into the job's pickle on the shared file system."""
 
-    def __init__(self, study_path: str, storage: str | None, tracking_uri: str | None) -> None:
+    def __init__(self, study_path: str) -> None:
         self.study_path = study_path
-        self.storage = storage
-        self.tracking_uri = tracking_uri
 
     def __call__(self) -> int:
         from rich.console import Console
@@ -44,13 +43,8 @@ class WorkerJob(submitit.helpers.Checkpointable):
         from sweeplab.run._session import run_study
         from sweeplab.spec import load_study
 
-        outcome = run_study(
-            load_study(self.study_path),
-            self.storage or os.environ.get(STORAGE_VARIABLE),
-            self.tracking_uri or os.environ.get(TRACKING_VARIABLE),
-            None,
-            Console(stderr=True),
-        )
+        storage, tracking_uri = os.environ.get(STORAGE_VARIABLE), os.environ.get(TRACKING_VARIABLE)
+        outcome = run_study(load_study(self.study_path), storage, tracking_uri, None, Console(stderr=True))
         return outcome.finished
 
 
@@ -91,11 +85,12 @@ def submit_workers(
     study_path: str,
     launcher: Launcher,
     *,
-    storage: str | None,
-    tracking_uri: str | None,
+    storage: str,
+    tracking_uri: str,
     local: bool,
 ) -> Submission:
     """Submit ``launcher.workers`` workers of ``study``: a Slurm job array, or (``local``) processes here."""
+    os.environ[STORAGE_VARIABLE], os.environ[TRACKING_VARIABLE] = storage, tracking_uri  # the jobs inherit them
     folder = Path(launcher.folder or Path("mlruns") / "slurm" / study.name).resolve()
     cluster = "local" if local else "slurm"
     executor = submitit.AutoExecutor(
@@ -114,7 +109,7 @@ def submit_workers(
     }
     executor.update_parameters(**parameters)
     # The study file is read again by every worker, from wherever its job starts.
-    job = WorkerJob(str(Path(study_path).resolve()), storage, tracking_uri)
+    job = WorkerJob(str(Path(study_path).resolve()))
     with executor.batch():
         jobs = [executor.submit(job) for _ in range(launcher.workers)]
     return Submission(jobs, folder)
