@@ -20,6 +20,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Hyperparameter sweeps for scientific ML: one YAML study -> Optuna -> Lightning -> MLflow.",
     )
     parser.add_argument("--version", action="version", version=f"sweeplab {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of a failure (also: SWEEPLAB_DEBUG=1)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run or resume a study until its budget of finished trials is reached")
@@ -156,8 +157,18 @@ def _positive_int(text: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    return _COMMANDS[args.command](args)
+    """Run the command; a failure no command handled (a store down, Ctrl-C during start-up, a bug) is one line
+    and an exit status (``commands._exit``), its traceback only with ``--debug`` or ``SWEEPLAB_DEBUG=1``."""
+    args: argparse.Namespace | None = None
+    try:
+        args = _parser().parse_args(argv)
+        return _COMMANDS[args.command](args)
+    except (Exception, KeyboardInterrupt) as error:
+        if os.environ.get("SWEEPLAB_DEBUG", "0") not in ("", "0") or (args is not None and args.debug):
+            raise
+        from sweeplab.commands import report_failure
+
+        return report_failure(error)
 
 
 def _run(args: argparse.Namespace) -> int:

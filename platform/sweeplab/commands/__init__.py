@@ -10,7 +10,14 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from sweeplab.commands._exit import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK
+from sweeplab.commands._exit import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_INVALID,
+    EXIT_OK,
+    EXIT_UNAVAILABLE,
+    report_failure,
+)
 
 _COMMANDS = {
     "compare_command": "_compare",
@@ -25,7 +32,15 @@ _COMMANDS = {
     "worker_command": "_study",
 }
 
-__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_INVALID", "EXIT_OK", *sorted(_COMMANDS)]
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_INVALID",
+    "EXIT_OK",
+    "EXIT_UNAVAILABLE",
+    "report_failure",
+    *sorted(_COMMANDS),
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -8,8 +8,12 @@ from sweeplab.commands._exit import EXIT_INVALID, EXIT_OK
 
 
 def replay_command(run_id: str, tracking_uri: str) -> int:
+    from sweeplab._stores import missing_store
     from sweeplab.strategies import replay_run
 
+    if missing_store(tracking_uri):  # opening it would create an empty one
+        print(f"error: no tracking store at {tracking_uri}, so no run {run_id!r}", file=sys.stderr)
+        return EXIT_INVALID
     try:
         outcome = replay_run(run_id, tracking_uri)
     except LookupError as error:

@@ -3,6 +3,7 @@ scipy: generators are loaded from the registry only when a data set has to be ge
 
 from sweeplab.data._cache import (
     CachedDataset,
+    DataGenerationError,
     cached_datasets,
     dataset_identity,
     default_data_dir,
@@ -15,6 +16,7 @@ from sweeplab.data._types import OperatorData, TimeWindow
 __all__ = [
     "DATASETS",
     "CachedDataset",
+    "DataGenerationError",
     "DatasetEntry",
     "OperatorData",
     "TimeWindow",

@@ -239,8 +239,21 @@ def _intact_arrays(
         return None
 
 
+class DataGenerationError(RuntimeError):
+    """A data set's generator failed (a solver that did not converge on these parameters, say): the message
+    names the data set and the parameters it was given."""
+
+
 def _generate(entry: DatasetEntry, validated: Any) -> dict[str, np.ndarray]:
-    generated = import_target(entry.generate)(validated)
+    try:
+        generated = import_target(entry.generate)(validated)
+    except Exception as error:
+        fields = type(validated).model_fields
+        given = {k: v for k, v in validated.model_dump().items() if k not in fields or v != fields[k].default}
+        settings = ", ".join(f"{k}={v}" for k, v in given.items()) or "its default parameters"
+        raise DataGenerationError(
+            f"data set {entry.name!r} could not be generated with {settings}: {type(error).__name__}: {error}"
+        ) from error
     arrays = {key: np.asarray(generated[key]) for key in _array_keys(validated)}
     problem = _shape_problem(entry, validated, arrays)
     if problem is not None:

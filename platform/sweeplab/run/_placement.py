@@ -120,7 +120,7 @@ class DevicePlacement:
         from optuna.exceptions import ExperimentalWarning
         from optuna.storages import fail_stale_trials
 
-        from sweeplab.run._storage import lost_connection
+        from sweeplab._stores import lost_connection
 
         try:
             with warnings.catch_warnings():

@@ -117,7 +117,8 @@ class StudyRecorder:
         return parent
 
     def end_parent(self, status: str) -> None:
-        self.tracker.end_run(self.parent_run_id, status)
+        """End the parent run; never raises (a worker on its way out of an outage must still exit cleanly)."""
+        self._never_raising(self.parent_run_id, lambda: self.tracker.end_run(self.parent_run_id, status))
 
     def record_best(self, trial: optuna.trial.FrozenTrial, best: list[optuna.trial.FrozenTrial]) -> None:
         """A new best trial (or a new member of the Pareto front): the parent records the best value so far, or the
@@ -175,7 +176,10 @@ class StudyRecorder:
         """Record the trial's outcome on its run and end it; never raises, so the outcome reaches Optuna whatever
         MLflow does."""
         if reason:
-            trial.set_user_attr(REASON_ATTR, reason[:_MAX_TAG_CHARS])
+            try:
+                trial.set_user_attr(REASON_ATTR, reason[:_MAX_TAG_CHARS])
+            except Exception as error:  # the database is away, or the trial was failed as lost meanwhile
+                self.console.print(f"[yellow]warning:[/] trial {trial.number}'s reason not recorded: {error}")
         if run is not None:
             self.close_run(run, status, {STATE_TAG: state} | ({REASON_TAG: reason} if reason else {}))
 

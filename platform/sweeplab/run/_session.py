@@ -12,7 +12,6 @@ import math
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,8 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from sweeplab._provenance import provenance_tags
+from sweeplab._provenance import provenance_tags, redacted
+from sweeplab._stores import OutageWait, StoreUnavailableError, check_store
 from sweeplab.record import (
     ARCHITECTURE_ATTR,
     INTERRUPTED_ATTR,
@@ -93,6 +93,14 @@ class StudyRunner:
         )
         self.console = console or Console(stderr=True)
         self.interrupt = InterruptSignal()
+        # One clock for the outages of both stores (they often share a server): a worker past the limit on one
+        # does not wait again on the other on its way out.
+        self.outage = OutageWait(
+            study.spec.heartbeat.outage_limit,
+            lambda message: self.console.print(f"[yellow]warning:[/] {message}"),
+            self.interrupt.event,
+        )
+        self._unavailable: StoreUnavailableError | None = None
 
     @property
     def parent_run_id(self) -> str:
@@ -145,6 +153,8 @@ class StudyRunner:
         from sweeplab.training import TrialContext
         from sweeplab.training._callbacks import EpochCallback, GuardCallback, NonFiniteLoss, PruningCallback
 
+        self.outage.recovered()  # the database just gave this trial out
+        self._mine[trial.number] = trial._trial_id
         metric = self.study.metrics[0]
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
@@ -185,22 +195,31 @@ class StudyRunner:
         except optuna.TrialPruned as pruned:
             self.recorder.end_trial(trial, run, "FINISHED", "PRUNED", str(pruned))
             raise
+        except StoreUnavailableError as error:
+            # The tracking store stayed away past the outage limit: the trial did not fail by itself. It is
+            # queued again as an interrupted one is, and the worker stops (``run_trials`` raises the error).
+            self._unavailable = error
+            self._requeue(trial, run, f"interrupted: {error}")
         except Exception as error:
             self.recorder.end_trial(trial, run, "FAILED", "FAIL", f"{type(error).__name__}: {error}")
             raise
         except BaseException:
             # Our StudyInterrupted, a KeyboardInterrupt from a second Ctrl-C, or the SystemExit that Lightning's
             # own SIGTERM handling raises: the trial did not fail by itself, so it is queued to run again.
-            self.recorder.end_trial(trial, run, "KILLED", "FAIL", "interrupted; queued to run again")
-            trial.set_user_attr(INTERRUPTED_ATTR, True)
-            trial.study.enqueue_trial(trial.params, user_attrs={RETRY_OF_ATTR: trial.number})
-            raise KeyboardInterrupt from None
+            self._requeue(trial, run, "interrupted; queued to run again")
         # The run stays open until Optuna has recorded the trial: then it is known whether its model is a best
         # one, whose checkpoint goes to the run before it ends (``_after_trial``).
         assert run is not None
         self.recorder.flush(run)
         self._completed[trial.number] = _CompletedTrial(run, result.checkpoint, plan)
         return values[0] if len(values) == 1 else values
+
+    def _requeue(self, trial: optuna.Trial, run: TrackedRun | None, reason: str) -> None:
+        """End a trial that did not fail by itself: its parameters queued to run again, the study stopped."""
+        self.recorder.end_trial(trial, run, "KILLED", "FAIL", reason)
+        trial.set_user_attr(INTERRUPTED_ATTR, True)
+        trial.study.enqueue_trial(trial.params, user_attrs={RETRY_OF_ATTR: trial.number})
+        raise KeyboardInterrupt from None
 
     def _after_trial(self, optuna_study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         """Runs after Optuna has recorded the trial's state: best so far, checkpoint, the run's end, progress,
@@ -209,6 +228,7 @@ class StudyRunner:
 
         from sweeplab.run._placement import release_device_memory
 
+        self._mine.pop(trial.number, None)
         best = best_trials(optuna_study)
         completed = self._completed.pop(trial.number, None)
         if completed is not None:
@@ -255,12 +275,15 @@ class StudyRunner:
         from sweeplab.training import quiet_lightning
 
         spec = self.study.spec
+        # A store that cannot be reached or written is named now, in seconds, before any data is generated.
+        check_store(self.storage, "study storage")
+        check_store(self.tracking_uri, "MLflow tracking store")
         quiet_lightning()
         self._data = self._load_data()
         # The first of several workers creates the tables, the study, the experiment and the parent run; the
         # others wait here and load them (on a fresh database, simultaneous creation collides).
         with study_lock(self.storage, "setup"):
-            tracker = Tracker(self.tracking_uri, spec.experiment_name)
+            tracker = Tracker(self.tracking_uri, spec.experiment_name, self.outage)
             provenance = provenance_tags(self.study.source)
             self.recorder = StudyRecorder(
                 self.study, tracker, self.storage, provenance, self._data.identity, self.console
@@ -268,6 +291,7 @@ class StudyRunner:
             optuna_study = self._optuna_study()
             self.recorder.open_parent(optuna_study, self.n_trials)
         self._completed: dict[int, _CompletedTrial] = {}
+        self._mine: dict[int, int] = {}  # number -> id of the trials this worker runs, until Optuna records them
         self.interrupted = False
         self._set_threads()
         self.placement = DevicePlacement(
@@ -287,19 +311,32 @@ class StudyRunner:
 
     def run_trials(self, optuna_study: optuna.Study, n: int | None) -> bool:
         """Run up to ``n`` more trials (None: until the budget or timeout); True when the study was interrupted.
+        An outage of the database is waited out up to ``heartbeat.outage_limit`` (then StoreUnavailableError).
         An unexpected error ends the parent run as FAILED before it propagates, so no run is left RUNNING."""
-        from optuna.trial import TrialState
-
-        from sweeplab.run._budget import BudgetReachedError
-        from sweeplab.run._storage import lost_connection
-
         if n == 0:
             return False
+        try:
+            self._optimize(optuna_study, n)
+        except KeyboardInterrupt:
+            if self._unavailable is None:
+                return True
+            self.recorder.end_parent("FAILED")
+            raise self._unavailable from None
+        except BaseException:
+            self.recorder.end_parent("FAILED")
+            raise
+        return self.interrupt.event.is_set()
+
+    def _optimize(self, optuna_study: optuna.Study, n: int | None) -> None:
+        from optuna.trial import TrialState
+
+        from sweeplab._stores import lost_connection
+        from sweeplab.run._budget import BudgetReachedError
+
         budget = self.study.spec.budget
         heartbeat = self.study.spec.heartbeat
-        outage_since = last_error = -math.inf
-        try:
-            while True:
+        while True:
+            try:
                 try:
                     optuna_study.optimize(
                         self._objective,
@@ -309,35 +346,37 @@ class StudyRunner:
                         catch=(Exception,),
                         callbacks=[self._after_trial],
                     )
-                    break
+                    return
                 except BudgetReachedError:
                     # The rest of the budget is in flight on other workers. Wait for them: a lost worker's trial
                     # comes back as a retry that this worker runs.
                     waiting = self.interrupt.event.wait(heartbeat.interval)
                     if waiting or not _in_flight(optuna_study, (TrialState.RUNNING, TrialState.WAITING)):
-                        break
-                except Exception as error:
-                    cause = lost_connection(error)
-                    if cause is None:
-                        raise
-                    # The database went away (a restart, the network): wait for it, then go on. A trial whose
-                    # outcome could not be recorded stays RUNNING and is retried once its heartbeat is stale.
-                    now = time.monotonic()
-                    if now - last_error > 2 * heartbeat.interval:  # not a retry of the last one: a new outage
-                        outage_since = now
-                    last_error = now
-                    if now - outage_since > heartbeat.grace:
-                        raise
-                    message = str(getattr(cause, "orig", cause)).strip()
-                    self.console.print(f"[yellow]warning:[/] database unreachable, retrying: {message}")
-                    if self.interrupt.event.wait(heartbeat.interval):
-                        break
-        except KeyboardInterrupt:
-            return True
-        except BaseException:
-            self.recorder.end_parent("FAILED")
-            raise
-        return self.interrupt.event.is_set()
+                        return
+            except Exception as error:
+                if lost_connection(error) is None:
+                    if self._taken_over(optuna_study):
+                        continue
+                    raise
+                # The database went away (a restart, the network): wait for it, then go on. A trial whose
+                # outcome could not be recorded stays RUNNING and is retried once its heartbeat is stale.
+                if self.outage.pause(f"study storage {redacted(self.storage)}", error):
+                    return
+
+    def _taken_over(self, optuna_study: optuna.Study) -> bool:
+        """Whether trials of this worker were failed as lost by a worker (this one included) while the database
+        was away longer than the grace: Optuna then refuses their outcome, and their retries run instead. Their
+        runs end KILLED."""
+        storage = optuna_study._storage
+        taken = [n for n, trial_id in self._mine.items() if storage.get_trial(trial_id).state.is_finished()]
+        for number in taken:
+            del self._mine[number]
+            completed = self._completed.pop(number, None)
+            reason = "failed as lost while the database was away; its retry runs instead"
+            if completed is not None:
+                self.recorder.close_run(completed.run, "KILLED", {STATE_TAG: "FAIL", REASON_TAG: reason})
+            self.console.print(f"[yellow]warning:[/] trial {number} {reason}")
+        return bool(taken)
 
     def _set_threads(self) -> None:
         import torch

@@ -24,6 +24,7 @@ from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from sweeplab._sqlite import prepare_sqlite, sqlite_path
+from sweeplab._stores import lost_connection
 from sweeplab.run._budget import refuse_beyond_budget
 from sweeplab.run._journal import JournalWorkerStorage, is_journal, journal_lock, journal_path
 
@@ -34,22 +35,6 @@ if TYPE_CHECKING:
 
 # Seconds a SQLite writer waits for another process's write to finish before "database is locked".
 SQLITE_BUSY_SECONDS = 120.0
-
-
-def lost_connection(error: BaseException) -> BaseException | None:
-    """The database error behind ``error`` if the database went away (a restart, the network) or, for SQLite,
-    stayed locked past the busy timeout: both are worth waiting for. Optuna may have wrapped it (a
-    StorageInternalError, or an error in its own recovery path)."""
-    import sqlalchemy.exc
-
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        if isinstance(current, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)):
-            return current
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return None
 
 
 def is_postgresql(url: str) -> bool:

@@ -162,6 +162,9 @@ class Heartbeat(_Strict):
     interval: int = Field(10, ge=1, description="seconds between a running trial's heartbeats")
     grace: int = Field(60, ge=1, description="seconds of silence after which a trial's worker counts as lost")
     max_retry: int = Field(3, ge=0, description="times one trial's parameters are queued again after a loss")
+    outage_limit: int = Field(
+        300, ge=1, description="seconds a worker waits for an unreachable database or tracking server, then exits"
+    )
 
     @model_validator(mode="after")
     def _grace_covers_beats(self) -> Heartbeat:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sweeplab._sqlite import prepare_sqlite
+from sweeplab._stores import OutageWait, lost_connection
 from sweeplab.record import PARENT_RUN_TAG
 
 if TYPE_CHECKING:
@@ -19,6 +21,11 @@ if TYPE_CHECKING:
 # MLflow's log_batch limits per call.
 _MAX_METRICS, _MAX_PARAMS, _MAX_TAGS = 1000, 100, 100
 _MAX_PARAM_CHARS = 6000
+# MLflow retries a failed request to a server for about two minutes on its own; a worker waits out an outage
+# with its OutageWait instead (which says so, and knows the limit), so a request tries a little and fails.
+_SERVER_RETRIES = "2"
+
+_T = TypeVar("_T")
 
 
 def quiet_mlflow_logs() -> None:
@@ -36,16 +43,37 @@ def artifact_location(tracking_uri: str) -> str | None:
 
 
 class Tracker:
-    """One experiment's runs: a parent per study, a child per trial (nested by the ``mlflow.parentRunId`` tag)."""
+    """One experiment's runs: a parent per study, a child per trial (nested by the ``mlflow.parentRunId`` tag).
 
-    def __init__(self, tracking_uri: str, experiment: str) -> None:
+    With an ``outage`` policy, a write that finds the tracking store gone (an MLflow server restarting, its
+    database down) waits for it and tries again, up to the policy's limit; without one it raises."""
+
+    def __init__(self, tracking_uri: str, experiment: str, outage: OutageWait | None = None) -> None:
         from mlflow.tracking import MlflowClient
 
         quiet_mlflow_logs()
         prepare_sqlite(tracking_uri)
+        if outage is not None:
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", _SERVER_RETRIES)
         self.tracking_uri = tracking_uri
+        self.outage = outage
         self.client: MlflowClient = MlflowClient(tracking_uri=tracking_uri)
         self.experiment_id = self._experiment_id(experiment)
+
+    def _write(self, write: Callable[[], _T]) -> _T:
+        """``write()``, tried again after each lost connection for as long as the outage policy allows."""
+        while True:
+            try:
+                result = write()
+            except Exception as error:
+                if self.outage is None or lost_connection(error) is None:
+                    raise
+                if self.outage.pause(f"MLflow tracking store {self.tracking_uri}", error):
+                    raise  # interrupted while waiting: the run is closed when the study ends
+                continue
+            if self.outage is not None:
+                self.outage.recovered()
+            return result
 
     def _experiment_id(self, name: str) -> str:
         from mlflow.exceptions import MlflowException
@@ -66,13 +94,13 @@ class Tracker:
     ) -> str:
         """Start a run, or mark an existing one (a resumed study's parent) running again with fresh ``tags``."""
         if run_id is not None:
-            self.client.update_run(run_id, status="RUNNING")
+            self._write(lambda: self.client.update_run(run_id, status="RUNNING"))
             self.log(run_id, tags=tags)
             return run_id
         all_tags = {"mlflow.runName": name, **tags}
         if parent_run_id is not None:
             all_tags[PARENT_RUN_TAG] = parent_run_id
-        return self.client.create_run(self.experiment_id, run_name=name, tags=all_tags).info.run_id
+        return self._write(lambda: self.client.create_run(self.experiment_id, run_name=name, tags=all_tags)).info.run_id
 
     def log(
         self,
@@ -93,27 +121,29 @@ class Tracker:
             -(-len(metric_rows) // _MAX_METRICS), -(-len(param_rows) // _MAX_PARAMS), -(-len(tag_rows) // _MAX_TAGS)
         )
         for call in range(calls):
-            self.client.log_batch(
-                run_id,
-                metrics=metric_rows[call * _MAX_METRICS : (call + 1) * _MAX_METRICS],
-                params=param_rows[call * _MAX_PARAMS : (call + 1) * _MAX_PARAMS],
-                tags=tag_rows[call * _MAX_TAGS : (call + 1) * _MAX_TAGS],
+            self._write(
+                lambda call=call: self.client.log_batch(
+                    run_id,
+                    metrics=metric_rows[call * _MAX_METRICS : (call + 1) * _MAX_METRICS],
+                    params=param_rows[call * _MAX_PARAMS : (call + 1) * _MAX_PARAMS],
+                    tags=tag_rows[call * _MAX_TAGS : (call + 1) * _MAX_TAGS],
+                )
             )
 
     def log_metric_rows(self, run_id: str, rows: list[Metric]) -> None:
         for start in range(0, len(rows), _MAX_METRICS):
-            self.client.log_batch(run_id, metrics=rows[start : start + _MAX_METRICS])
+            self._write(lambda start=start: self.client.log_batch(run_id, metrics=rows[start : start + _MAX_METRICS]))
 
     def end_run(self, run_id: str, status: str, tags: Mapping[str, Any] = {}) -> None:
         if tags:
             self.log(run_id, tags=tags)
-        self.client.set_terminated(run_id, status=status)
+        self._write(lambda: self.client.set_terminated(run_id, status=status))
 
     def log_text(self, run_id: str, text: str, path: str) -> None:
-        self.client.log_text(run_id, text, path)
+        self._write(lambda: self.client.log_text(run_id, text, path))
 
     def log_artifact(self, run_id: str, local_path: str | Path, artifact_path: str | None = None) -> None:
-        self.client.log_artifact(run_id, str(local_path), artifact_path)
+        self._write(lambda: self.client.log_artifact(run_id, str(local_path), artifact_path))
 
     def run_exists(self, run_id: str) -> bool:
         from mlflow.exceptions import MlflowException
