@@ -32,6 +32,7 @@ class Cluster:
     data: Path
     port: int
     as_user: tuple[str, ...]  # the command prefix that runs a PostgreSQL program as the cluster's owner
+    options: str  # the server's command line options (port, address, no fsync)
 
     def url(self, database: str, driver: str = "psycopg") -> str:
         return f"postgresql+{driver}://postgres@127.0.0.1:{self.port}/{database}"
@@ -52,6 +53,12 @@ class Cluster:
     def restart(self) -> None:
         self.run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "restart", "-l", str(self.data / "log"))
 
+    def start(self) -> None:
+        self.run("pg_ctl", "-D", str(self.data), "-o", self.options, "-w", "start", "-l", str(self.data / "log"))
+
+    def stop(self) -> None:
+        self.run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
 
 def _free_port() -> int:
     with socket.socket() as probe:
@@ -66,14 +73,15 @@ def throwaway_cluster(bin_dir: Path) -> Iterator[Cluster]:
     if os.geteuid() == 0:
         shutil.chown(root, SERVICE_USER)
         as_user = ("runuser", "-u", SERVICE_USER, "--")
-    cluster = Cluster(bin_dir, root / "data", _free_port(), as_user)
+    port = _free_port()
+    options = (
+        f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={root} "
+        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+    )
+    cluster = Cluster(bin_dir, root / "data", port, as_user, options)
     try:
         cluster.run("initdb", "-D", str(cluster.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
-        options = (
-            f"-p {cluster.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={root} "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-        )
-        cluster.run("pg_ctl", "-D", str(cluster.data), "-o", options, "-w", "start", "-l", str(cluster.data / "log"))
+        cluster.start()
         yield cluster
     finally:
         if (cluster.data / "postmaster.pid").exists():

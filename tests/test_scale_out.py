@@ -235,3 +235,114 @@ def test_a_lost_trial_is_failed_and_queued_again_once(
         _two_threads_at_once(lambda: optuna.storages.fail_stale_trials(study))
         queued = [t.user_attrs[RETRY_OF_ATTR] for t in study.get_trials(states=(TrialState.WAITING,))]
         assert sorted(queued) == [t.number for t in lost], "a lost trial was queued again twice, or not at all"
+
+
+def _assert_budget_exact_and_nothing_running(storage: str, tracking: str, n_trials: int) -> None:
+    """The study's budget finished exactly, every trial that counts complete (an outage failed none for real),
+    and no Optuna trial or MLflow run left running."""
+    trials = optuna.load_study(study_name="tiny", storage=storage).get_trials()
+    assert finished_trials(trials) == n_trials, [(t.number, t.state, t.user_attrs) for t in trials]
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == n_trials
+    assert not [t for t in trials if not t.state.is_finished()], [(t.number, t.state) for t in trials]
+    parent, children = _runs(tracking)
+    assert parent.info.status == "FINISHED"
+    assert not [r.data.tags for r in children if r.info.status == "RUNNING"]
+
+
+def _both_training(trials: list[FrozenTrial]) -> bool:
+    return sum(t.state == TrialState.RUNNING for t in trials) == 2 and bool(trials[-1].intermediate_values)
+
+
+def _assert_outage_waited_out(workers: list[subprocess.Popen[str]]) -> None:
+    for worker in workers:
+        output, _ = worker.communicate(timeout=600)
+        assert worker.returncode == 0, output
+        assert "Traceback" not in output
+        assert output.count("unreachable") == 1 and output.count("reachable again") == 1, output  # said once
+
+
+def test_a_database_outage_longer_than_the_grace_is_waited_out(postgres_cluster, tmp_path: Path) -> None:
+    storage = postgres_cluster.create_database("outage_optuna")
+    tracking = postgres_cluster.create_database("outage_mlflow")
+    # Both stores down for twice the grace: every running trial is stale when the database is back.
+    heartbeat = "heartbeat: {interval: 1, grace: 3, outage_limit: 120}\n"
+    study_file = write_study(tmp_path, _study_text(4, heartbeat, max_epochs=40))
+    workers = [_worker(study_file, storage, tracking) for _ in range(2)]
+    _wait_until(storage, workers, _both_training)
+    postgres_cluster.stop()
+    time.sleep(6)
+    postgres_cluster.start()
+
+    _assert_outage_waited_out(workers)
+    _assert_budget_exact_and_nothing_running(storage, tracking, 4)
+
+
+def test_a_worker_gives_up_past_the_outage_limit_and_the_study_resumes(postgres_cluster, tmp_path: Path) -> None:
+    storage = postgres_cluster.create_database("limit_optuna")
+    tracking = postgres_cluster.create_database("limit_mlflow")
+    heartbeat = "heartbeat: {interval: 1, grace: 2, outage_limit: 3}\n"
+    study_file = write_study(tmp_path, _study_text(2, heartbeat, max_epochs=40))
+    worker = _worker(study_file, storage, tracking)
+    _wait_until(storage, [worker], lambda trials: bool(trials and trials[-1].intermediate_values))
+    postgres_cluster.stop()
+    try:
+        output, _ = worker.communicate(timeout=60)
+    finally:
+        postgres_cluster.start()
+    assert worker.returncode == 3, output  # EXIT_UNAVAILABLE
+    assert "past heartbeat.outage_limit (3 s)" in output and "Traceback" not in output, output
+
+    rerun = _worker(study_file, storage, tracking)  # the same command, once the database is back
+    output, _ = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, output
+    _assert_budget_exact_and_nothing_running(storage, tracking, 2)
+
+
+def _mlflow_server(folder: Path, port: int) -> subprocess.Popen[bytes]:
+    """``mlflow server`` on 127.0.0.1:``port`` over a SQLite file in ``folder``, serving artifacts; returns once it
+    answers. Its own process group, so that killing it takes its workers along."""
+    import urllib.request
+
+    command = ["mlflow", "server", "--backend-store-uri", f"sqlite:///{folder}/server.db", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--workers", "1", "--artifacts-destination", str(folder / "artifacts")]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).close()
+            return server
+        except OSError:
+            time.sleep(0.5)
+    _kill_group(server)
+    raise AssertionError("mlflow server did not start")
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    import os
+
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+
+
+def test_a_tracking_server_outage_is_waited_out(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    storage, tracking = f"sqlite:///{tmp_path}/optuna.db", f"http://127.0.0.1:{port}"
+    heartbeat = "heartbeat: {interval: 1, grace: 3, outage_limit: 240}\n"
+    study_file = write_study(tmp_path, _study_text(4, heartbeat, max_epochs=40))
+    server = _mlflow_server(tmp_path, port)
+    workers = [_worker(study_file, storage, tracking) for _ in range(2)]
+    try:
+        _wait_until(storage, workers, _both_training)
+        _kill_group(server)  # every request of both workers' trials is refused from now on
+        time.sleep(5)
+        server = _mlflow_server(tmp_path, port)
+        _assert_outage_waited_out(workers)
+        _assert_budget_exact_and_nothing_running(storage, tracking, 4)
+    finally:
+        for worker in workers:
+            worker.kill()
+        _kill_group(server)

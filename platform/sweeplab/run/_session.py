@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 
 from sweeplab._provenance import provenance_tags, redacted
-from sweeplab._stores import OutageWait, StoreUnavailableError, check_store
+from sweeplab._stores import OutageWait, StoreUnavailableError, check_store, lost_connection
 from sweeplab.record import (
     ARCHITECTURE_ATTR,
     INTERRUPTED_ATTR,
@@ -200,13 +200,23 @@ class StudyRunner:
             # queued again as an interrupted one is, and the worker stops (``run_trials`` raises the error).
             self._unavailable = error
             self._requeue(trial, run, f"interrupted: {error}")
+            raise KeyboardInterrupt from None
         except Exception as error:
-            self.recorder.end_trial(trial, run, "FAILED", "FAIL", f"{type(error).__name__}: {error}")
+            if lost_connection(error) is None:
+                self.recorder.end_trial(trial, run, "FAILED", "FAIL", f"{type(error).__name__}: {error}")
+                raise
+            # A store went away mid-trial: not the trial's failure. Once the database is back the trial is queued
+            # again, unless a worker has failed it as lost meanwhile (and queued it itself); either way the retry
+            # counts, not this trial.
+            self._wait_for_database(trial, error)
+            with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+                self._requeue(trial, run, "a store went away during the trial; queued to run again")
             raise
         except BaseException:
             # Our StudyInterrupted, a KeyboardInterrupt from a second Ctrl-C, or the SystemExit that Lightning's
             # own SIGTERM handling raises: the trial did not fail by itself, so it is queued to run again.
             self._requeue(trial, run, "interrupted; queued to run again")
+            raise KeyboardInterrupt from None
         # The run stays open until Optuna has recorded the trial: then it is known whether its model is a best
         # one, whose checkpoint goes to the run before it ends (``_after_trial``).
         assert run is not None
@@ -215,11 +225,25 @@ class StudyRunner:
         return values[0] if len(values) == 1 else values
 
     def _requeue(self, trial: optuna.Trial, run: TrackedRun | None, reason: str) -> None:
-        """End a trial that did not fail by itself: its parameters queued to run again, the study stopped."""
+        """End a trial that did not fail by itself: its run KILLED, its parameters queued to run again."""
         self.recorder.end_trial(trial, run, "KILLED", "FAIL", reason)
         trial.set_user_attr(INTERRUPTED_ATTR, True)
         trial.study.enqueue_trial(trial.params, user_attrs={RETRY_OF_ATTR: trial.number})
-        raise KeyboardInterrupt from None
+
+    def _wait_for_database(self, trial: optuna.Trial, error: Exception) -> None:
+        """Wait until the study's database answers again after ``error``; StoreUnavailableError past the outage
+        limit, KeyboardInterrupt if interrupted meanwhile."""
+        from optuna.trial import TrialState
+
+        while not self.outage.pause(f"study storage {redacted(self.storage)}", error):
+            try:
+                trial.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                return
+            except Exception as again:
+                if lost_connection(again) is None:
+                    raise
+                error = again
+        raise KeyboardInterrupt
 
     def _after_trial(self, optuna_study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         """Runs after Optuna has recorded the trial's state: best so far, checkpoint, the run's end, progress,
@@ -330,7 +354,6 @@ class StudyRunner:
     def _optimize(self, optuna_study: optuna.Study, n: int | None) -> None:
         from optuna.trial import TrialState
 
-        from sweeplab._stores import lost_connection
         from sweeplab.run._budget import BudgetReachedError
 
         budget = self.study.spec.budget

@@ -32,6 +32,8 @@ def quiet_mlflow_logs() -> None:
     """Database migrations and MLflow's own info lines would drown the progress display."""
     for name in ("alembic", "mlflow", "mlflow.store.db.utils", "mlflow.tracking"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # It logs every database error with its traceback before raising it: the caller reports it, in one line.
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
 
 def artifact_location(tracking_uri: str) -> str | None:
