@@ -22,22 +22,23 @@ class StoreUnavailableError(Exception):
     """A store or service cannot be reached or written; the message names it and says why, in one line."""
 
 
-def sqlite_path(url: str) -> Path | None:
-    """The file of a SQLite store (None: not SQLite, or in memory)."""
-    path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else ""
-    return Path(path) if path and path != ":memory:" else None
+# The stores kept in one file (SQLite, Optuna's journal): three slashes before a relative path, four before an
+# absolute one.
+_FILE_SCHEMES = ("sqlite:///", "journal:///")
 
 
-def missing_store(url: str) -> bool:
-    """A SQLite store whose file does not exist: opening it would create an empty one."""
-    path = sqlite_path(url)
-    return path is not None and not path.exists()
+def _file_path(url: str) -> Path | None:
+    """The file of a store kept in one file (None: a server, or SQLite in memory)."""
+    for scheme in _FILE_SCHEMES:
+        if url.startswith(scheme) and url.removeprefix(scheme) not in ("", ":memory:"):
+            return Path(url.removeprefix(scheme))
+    return None
 
 
 def check_store(url: str, what: str) -> None:
     """Raise StoreUnavailableError, within about ``PROBE_SECONDS``, unless the store at ``url`` can be written (a
-    SQLite file and its folder) or reached (a database server, an MLflow server). ``what`` names it."""
-    path = sqlite_path(url)
+    SQLite or journal file and its folder) or reached (a database server, an MLflow server). ``what`` names it."""
+    path = _file_path(url)
     if path is not None:
         _check_writable(path, what)
     elif url.startswith(("http://", "https://")):

@@ -8,10 +8,10 @@ from sweeplab.commands._exit import EXIT_INVALID, EXIT_OK
 
 
 def replay_command(run_id: str, tracking_uri: str) -> int:
-    from sweeplab._stores import missing_store
+    from sweeplab.run._storage import storage_exists
     from sweeplab.strategies import replay_run
 
-    if missing_store(tracking_uri):  # opening it would create an empty one
+    if not storage_exists(tracking_uri):  # opening a missing SQLite file would create an empty store
         print(f"error: no tracking store at {tracking_uri}, so no run {run_id!r}", file=sys.stderr)
         return EXIT_INVALID
     try:
