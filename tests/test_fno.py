@@ -4,8 +4,9 @@ import math
 
 import pytest
 import torch
+from torch.nn import functional as F
 
-from sweeplab_modules.layers import SpectralConv
+from sweeplab_modules.layers import SpectralConv, append_grid_coordinates
 from sweeplab_modules.operators.fno import FNO1d, FNO2d
 from sweeplab_modules.registry import constructor_parameters
 
@@ -229,12 +230,31 @@ def test_cuda_matches_cpu_and_runs_bf16_autocast() -> None:
     assert all(torch.isfinite(p.grad).all() for p in model_cuda.parameters())
 
 
-def test_padding_fraction_pads_the_same_extent_of_the_domain_at_every_resolution() -> None:
+def test_padding_fraction_pads_nested_points_on_refined_grids() -> None:
     model = FNO2d(in_channels=1, out_channels=1, **{**SMALL_2D, "padding": 0, "padding_fraction": 0.25})
     padded = []
     model.fourier_layers[0].register_forward_hook(lambda module, inputs, output: padded.append(inputs[0].shape[2:]))
     for grid in [(17, 17), (33, 65)]:
         assert model(torch.randn(1, 1, *grid)).shape == (1, 1, *grid)  # cropped back
-    assert [tuple(shape) for shape in padded] == [(21, 21), (41, 81)]  # a quarter more points along each dim
+    assert [tuple(shape) for shape in padded] == [(21, 21), (41, 81)]  # a quarter of the n - 1 spacings
+    # Refining 29 by r (n - 1 = 28 r) pads r times the points: the coarse padded points stay nodes of the fine grid
+    # (rounding 6 / 29 * n instead, as before, gives 23 at 113 and 29 at 141).
+    exact = FNO2d(in_channels=1, out_channels=1, **{**SMALL_2D, "padding": 0, "padding_fraction": 6 / 28})
+    assert exact.domain_padding((29, 57, 113, 141)) == [6, 12, 24, 30]
+    fixed = FNO2d(in_channels=1, out_channels=1, **{**SMALL_2D, "padding": 2, "padding_fraction": 0.0})
+    assert fixed.domain_padding((17, 33)) == [2, 2]
     with pytest.raises(ValueError, match="padding_fraction"):
         FNO2d(in_channels=1, out_channels=1, padding_fraction=1.5)
+
+
+def test_padding_one_side_is_padding_both_sides_of_the_same_total() -> None:
+    # The Fourier layers commute with circular shifts and the rest is pointwise: where the zeros go within the
+    # period does not matter, only how many (neuraloperator pads both sides, we pad the high end).
+    torch.manual_seed(0)
+    model = FNO2d(in_channels=1, out_channels=1, **{**SMALL_2D, "padding": 6}).double()
+    x = torch.randn(2, 1, 21, 21, dtype=torch.float64)
+    v = F.pad(model.lift(append_grid_coordinates(x, 2)), [3, 3, 3, 3])
+    for layer in model.fourier_layers:
+        v = layer(v)
+    both_sides = model.projection(v[..., 3:-3, 3:-3])
+    assert torch.allclose(model(x), both_sides, atol=1e-12)

@@ -30,8 +30,9 @@ def spectral_grid_problem(modes: Sequence[int], grid: Sequence[int]) -> str | No
 
 
 def padded_size(n: int, padding: int, padding_fraction: float) -> int:
-    """Points of one grid dimension after the FNO's domain padding (``padding`` plus a fraction of ``n``)."""
-    return n + padding + round(padding_fraction * n)
+    """Points of one grid dimension after the FNO's domain padding: ``padding`` plus ``padding_fraction`` of the
+    ``n - 1`` spacings, so that padded points nest on refined grids (``FNO.domain_padding`` says why)."""
+    return n + padding + round(padding_fraction * (n - 1))
 
 
 def fno_grid_problem(params: Mapping[str, Any], grid: Sequence[int]) -> tuple[str, str] | None:

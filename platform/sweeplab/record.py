@@ -9,9 +9,10 @@ import these names; no other module spells an attribute name, a tag key or an ar
   ``REASON_ATTR`` (why it was pruned or failed), ``INTERRUPTED_ATTR`` and ``RETRY_OF_ATTR`` (queued again).
 - MLflow: one parent run per study (``ROLE_TAG`` = ``STUDY_ROLE``, the study YAML and its resolved form as
   artifacts, ``OBJECTIVE_PARAM``), one child run per trial attempt (``ROLE_TAG`` = ``TRIAL_ROLE``), with each
-  architecture's best model under ``MODEL_DIR``.
+  architecture's best model under ``MODEL_DIR``; after the search, one child run per architecture and confirmation
+  seed (``ROLE_TAG`` = ``CONFIRM_ROLE``, ``CONFIRM_OF_TAG`` naming the trial it repeats, ``CONFIRM_METRIC_TAG``).
 - The budget: ``finished_trials`` counts what counts against ``n_trials``; ``best_trials`` is the best trial or
-  the Pareto front.
+  the Pareto front. Confirmation runs are no Optuna trials: the budget never sees them.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ __all__ = [
     "BEST_TRIAL_TAG",
     "CHECKPOINT_ARTIFACT",
     "COMMAND_TAG",
+    "CONFIRM_DIRECTION_TAG",
+    "CONFIRM_METRIC_TAG",
+    "CONFIRM_OF_TAG",
+    "CONFIRM_ROLE",
     "CHECKPOINT_FILE",
     "DESCRIPTION_ARTIFACT",
     "DESCRIPTION_FILE",
@@ -103,7 +108,7 @@ DEVICE_ATTR = "device"
 # -- MLflow tags -----------------------------------------------------------------------------------------------------
 PARENT_RUN_TAG = "mlflow.parentRunId"
 ROLE_TAG = "sweeplab.role"
-STUDY_ROLE, TRIAL_ROLE, REPLAY_ROLE = "study", "trial", "replay"
+STUDY_ROLE, TRIAL_ROLE, REPLAY_ROLE, CONFIRM_ROLE = "study", "trial", "replay", "confirm"
 STUDY_TAG = "sweeplab.study"
 STORAGE_TAG = "sweeplab.storage"
 TRIAL_TAG = "sweeplab.trial"
@@ -120,6 +125,11 @@ BEST_TRIAL_TAG = "sweeplab.best_trial"
 BEST_RUN_TAG = "sweeplab.best_run_id"
 PARETO_TAG = "sweeplab.pareto_trials"
 REPLAY_OF_TAG = "sweeplab.replay_of"
+CONFIRM_OF_TAG = "sweeplab.confirm_of"
+"""On a confirmation run: the number of the trial whose configuration it trains again with a fresh seed."""
+CONFIRM_METRIC_TAG = "sweeplab.confirm_metric"
+CONFIRM_DIRECTION_TAG = "sweeplab.confirm_direction"
+"""On a confirmation run: the test metric the confirmation compares, and ``minimize`` or ``maximize``."""
 HOST_TAG = "sweeplab.host"
 COMMAND_TAG = "sweeplab.command"
 VERSION_TAG_PREFIX = "sweeplab.version."

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sweeplab.compare._confirm import Confirmation, confirmation
 from sweeplab.compare._records import CompareError, StudyRecords, TrialRecord
 from sweeplab.spec import MODEL_PARAM
 
@@ -73,6 +74,8 @@ class Comparison:
     """study -> architecture -> rank (1 = best; ties share a rank, the next rank is skipped)."""
     pareto: dict[str, dict[str, list[ParetoPoint]]]
     """study -> cost (``n_params``, ``fit_seconds``) -> the front, cheapest first."""
+    confirmations: dict[str, Confirmation] = field(default_factory=dict)
+    """study -> its confirmation stage's statistics (studies that declared ``confirm`` and ran it)."""
     cka: dict[str, CkaMatrix] = field(default_factory=dict)
     """study -> CKA between the best models of its architectures: representation studies only, added by
     ``with_cka`` (it loads the models)."""
@@ -232,6 +235,7 @@ def compare(all_records: Sequence[StudyRecords], top_k: int = 5) -> Comparison:
         summaries=summaries,
         ranks=study_ranks,
         pareto={r.name: _pareto_fronts(r) for r in all_records},
+        confirmations={r.name: found for r in all_records if (found := confirmation(r.name, r.confirmations))},
     )
 
 

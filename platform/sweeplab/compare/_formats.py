@@ -10,6 +10,7 @@ from dataclasses import asdict
 from typing import Any
 
 from sweeplab.compare._aggregate import ArchitectureSummary, Comparison, ParetoPoint
+from sweeplab.compare._confirm import ALPHA, Confirmation
 
 FORMATS = ("table", "markdown", "csv", "json", "html")
 TERMINAL_WIDTH = 100
@@ -113,6 +114,58 @@ def best_params_lines(comparison: Comparison, study: str) -> list[str]:
     return lines
 
 
+CONFIRM_HEADER = ["architecture", "trial", "seeds", "mean", "95% CI", "minus winner", "p", "p (Holm)", "significant"]
+CONFIRM_NOTE = (
+    "each architecture's best trial trained again with the same fresh seeds and tested; 95% t-interval of the mean; "
+    "two-sided paired t-test against the winner on the shared seeds (few seeds: Wilcoxon's exact test cannot reach "
+    "5% below six), Holm-adjusted over the comparisons"
+)
+
+
+def confirmation_title(confirmation: Confirmation) -> str:
+    seeds = ", ".join(str(s) for s in confirmation.seeds)
+    return f"{confirmation.study}: confirmation, {confirmation.metric} ({confirmation.direction}) over seeds {seeds}"
+
+
+def confirmation_rows(confirmation: Confirmation) -> list[list[str]]:
+    tests = {test.architecture: test for test in confirmation.tests}
+    rows = []
+    for confirmed in confirmation.architectures:
+        interval = "-" if confirmed.ci_low is None else f"[{number(confirmed.ci_low)}, {number(confirmed.ci_high)}]"
+        test = tests.get(confirmed.architecture)
+        if test is None:
+            comparison = ["winner", "", "", ""]
+        else:
+            verdict = "-" if test.p_holm is None else ("yes" if test.significant else "no")
+            comparison = [short(test.mean_difference), short(test.p_value), short(test.p_holm), verdict]
+        rows.append(
+            [confirmed.architecture, str(confirmed.trial), str(len(confirmed.values)), number(confirmed.mean), interval]
+            + comparison
+        )
+    return rows
+
+
+def confirmation_verdict(confirmation: Confirmation) -> str:
+    if not confirmation.tests:
+        return f"{confirmation.winner} is the only confirmed architecture"
+    if confirmation.significant:
+        return f"{confirmation.winner} is best, significantly at {ALPHA:.0%} against every other architecture"
+    unsure = ", ".join(t.architecture for t in confirmation.tests if not t.significant)
+    return (
+        f"ranking NOT significant: {confirmation.winner} has the best mean, but not significantly at {ALPHA:.0%} "
+        f"against {unsure}"
+    )
+
+
+def confirmation_dict(confirmation: Confirmation) -> dict[str, Any]:
+    return {
+        **asdict(confirmation),
+        "winner": confirmation.winner,
+        "significant": confirmation.significant,
+        "test": "two-sided paired t-test, Holm-adjusted",
+    }
+
+
 # -- renderers -------------------------------------------------------------------------------------------------
 def render_table(comparison: Comparison, width: int = TERMINAL_WIDTH) -> str:
     from rich import box
@@ -133,6 +186,17 @@ def render_table(comparison: Comparison, width: int = TERMINAL_WIDTH) -> str:
         for cost, front in comparison.pareto[study].items():
             console.print(f"Pareto front vs {COST_LABELS[cost]}: {front_text(front, cost)}", overflow="fold")
         console.print()
+        if study in comparison.confirmations:
+            confirmation = comparison.confirmations[study]
+            table = Table(title=confirmation_title(confirmation), title_justify="left", box=box.SIMPLE_HEAD)
+            for index, name in enumerate(CONFIRM_HEADER):
+                table.add_column(name, justify="left" if index == 0 else "right", overflow="fold")
+            for row in confirmation_rows(confirmation):
+                table.add_row(*row)
+            console.print(table)
+            console.print(confirmation_verdict(confirmation), overflow="fold")
+            console.print(CONFIRM_NOTE, style="dim", overflow="fold")
+            console.print()
     if len(comparison.studies) > 1:
         matrix = Table(title=f"best {comparison.metric} (rank) per study", title_justify="left", box=box.SIMPLE_HEAD)
         matrix.add_column("architecture", overflow="fold")
@@ -163,6 +227,11 @@ def render_markdown(comparison: Comparison) -> str:
         parts.append("")
         for cost, front in comparison.pareto[study].items():
             parts.append(f"Pareto front vs {COST_LABELS[cost]}: {front_text(front, cost)}\n")
+        if study in comparison.confirmations:
+            confirmation = comparison.confirmations[study]
+            parts.append(f"#### {confirmation_title(confirmation)}\n")
+            parts.append(_markdown_table(CONFIRM_HEADER, confirmation_rows(confirmation)) + "\n")
+            parts.append(f"**{confirmation_verdict(confirmation)}**. {CONFIRM_NOTE[0].upper()}{CONFIRM_NOTE[1:]}.\n")
     if len(comparison.studies) > 1:
         parts.append(f"### Best {comparison.metric} (rank) per study\n")
         parts.append(_markdown_table(["architecture", *comparison.studies], matrix_rows(comparison)) + "\n")
@@ -226,6 +295,7 @@ def comparison_dict(comparison: Comparison) -> dict[str, Any]:
             study: {cost: [asdict(p) for p in front] for cost, front in fronts.items()}
             for study, fronts in comparison.pareto.items()
         },
+        "confirmations": {study: confirmation_dict(c) for study, c in comparison.confirmations.items()},
         "cka": {study: asdict(matrix) for study, matrix in comparison.cka.items()},
     }
 

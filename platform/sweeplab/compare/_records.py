@@ -10,14 +10,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sweeplab.record import (
+    CONFIRM_DIRECTION_TAG,
+    CONFIRM_METRIC_TAG,
+    CONFIRM_OF_TAG,
+    CONFIRM_ROLE,
     EPOCHS_METRIC,
     FIT_SECONDS_METRIC,
     INTERRUPTED_ATTR,
     MODEL_ATTR,
+    MODEL_TAG,
     N_PARAMS,
     OBJECTIVE_PARAM,
     PARENT_RUN_ATTR,
     PARENT_RUN_TAG,
+    ROLE_TAG,
     RUN_ATTR,
     SEED_PARAM,
     objective_metrics,
@@ -70,6 +76,21 @@ class TrialRecord:
         return self.fit_seconds / self.epochs
 
 
+@dataclass(frozen=True)
+class ConfirmRecord:
+    """One finished confirmation run: an architecture's best trial trained again from a fresh seed, tested."""
+
+    architecture: str
+    trial: int
+    """The trial whose configuration it repeats."""
+    seed: int
+    metric: str
+    direction: str
+    value: float | None
+    started: int
+    """Start time (ms since the epoch): a study confirmed again after more search has newer runs."""
+
+
 @dataclass
 class StudyRecords:
     """Everything recorded about one study that the comparison needs."""
@@ -84,6 +105,8 @@ class StudyRecords:
     trials: list[TrialRecord]
     study: optuna.Study = field(repr=False)
     client: MlflowClient = field(repr=False)
+    confirmations: list[ConfirmRecord] = field(default_factory=list)
+    """The finished runs of the confirmation stage, if the study declared one."""
 
     @property
     def name(self) -> str:
@@ -152,7 +175,27 @@ def load_records(source: StudySource, metric: str | None = None) -> StudyRecords
             raise CompareError(f"study {source.name!r}: no run logged {metric!r} (logged: {', '.join(logged)})")
         index, direction = None, study.directions[0].name.lower()
     trials = [_trial_record(trial, runs, metric, index) for trial in study.get_trials(deepcopy=False)]
-    return StudyRecords(source, metric, direction, objectives[0], parent_run_id, trials, study, client)
+    confirmations = [_confirm_record(run) for run in runs.values() if _is_finished_confirmation(run)]
+    return StudyRecords(source, metric, direction, objectives[0], parent_run_id, trials, study, client, confirmations)
+
+
+def _is_finished_confirmation(run: Run) -> bool:
+    return run.data.tags.get(ROLE_TAG) == CONFIRM_ROLE and run.info.status == "FINISHED"
+
+
+def _confirm_record(run: Run) -> ConfirmRecord:
+    tags = run.data.tags
+    metric = tags[CONFIRM_METRIC_TAG]
+    value = run.data.metrics.get(metric)
+    return ConfirmRecord(
+        architecture=tags[MODEL_TAG],
+        trial=int(tags[CONFIRM_OF_TAG]),
+        seed=int(run.data.params[SEED_PARAM]),
+        metric=metric,
+        direction=tags[CONFIRM_DIRECTION_TAG],
+        value=value if value is not None and math.isfinite(value) else None,
+        started=run.info.start_time,
+    )
 
 
 def _child_runs(client: MlflowClient, parent: Run) -> Iterator[Run]:

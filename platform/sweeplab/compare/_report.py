@@ -13,10 +13,15 @@ from pathlib import Path
 from sweeplab.compare._aggregate import Comparison
 from sweeplab.compare._cka import CKA_SAMPLES
 from sweeplab.compare._formats import (
+    CONFIRM_HEADER,
+    CONFIRM_NOTE,
     COST_LABELS,
     SUMMARY_HEADER,
     SUMMARY_NOTE,
     best_params_lines,
+    confirmation_rows,
+    confirmation_title,
+    confirmation_verdict,
     front_text,
     matrix_rows,
     number,
@@ -38,7 +43,7 @@ table { border-collapse: collapse; margin: .5em 0 1em; font-size: .9em; }
 th, td { border-bottom: 1px solid #ddd; padding: .25em .7em; text-align: right; }
 th { background: #f4f4f4; } td:nth-child(2), th:nth-child(2) { text-align: left; }
 img { max-width: 100%; } .note { color: #666; font-style: italic; } .plot { margin: 1em 0 2em; }
-code { background: #f4f4f4; padding: 0 .2em; }
+code { background: #f4f4f4; padding: 0 .2em; } .warning { color: #a40; }
 """
 
 
@@ -65,6 +70,8 @@ def report_name(studies: Sequence[str]) -> str:
 
 def build_report(comparison: Comparison, plots: Sequence[Plot], extra_sections: Sequence[ReportSection] = ()) -> str:
     sections = [_summary_section(comparison)]
+    if comparison.confirmations:
+        sections.append(_confirmation_section(comparison))
     if len(comparison.studies) > 1:
         sections.append(_matrix_section(comparison))
     sections.extend(_plot_section(study, [p for p in plots if p.study == study]) for study in comparison.studies)
@@ -132,6 +139,18 @@ def _summary_section(comparison: Comparison) -> ReportSection:
         )
         parts.append(f"<p>Pareto fronts (trial: value @ cost):</p><ul>{fronts}</ul>")
     return ReportSection("Summary", "".join(parts))
+
+
+def _confirmation_section(comparison: Comparison) -> ReportSection:
+    parts = []
+    for confirmation in comparison.confirmations.values():
+        title = confirmation_title(confirmation)
+        parts.append(f"<h3>{html.escape(title)}</h3>")
+        parts.append(_table(CONFIRM_HEADER, confirmation_rows(confirmation), title))
+        verdict = "verdict" if confirmation.significant else "verdict warning"
+        parts.append(f'<p class="{verdict}"><strong>{html.escape(confirmation_verdict(confirmation))}</strong></p>')
+        parts.append(f'<p class="note">{html.escape(CONFIRM_NOTE)}</p>')
+    return ReportSection("Confirmation over seeds", "".join(parts))
 
 
 def _matrix_section(comparison: Comparison) -> ReportSection:

@@ -16,6 +16,10 @@ from sweeplab.record import (
     ATTEMPT_TAG,
     BEST_RUN_TAG,
     BEST_TRIAL_TAG,
+    CONFIRM_DIRECTION_TAG,
+    CONFIRM_METRIC_TAG,
+    CONFIRM_OF_TAG,
+    CONFIRM_ROLE,
     DESCRIPTION_FILE,
     MODEL_DIR,
     MODEL_TAG,
@@ -159,6 +163,39 @@ class StudyRecorder:
         trial.set_user_attr(RUN_ATTR, run.run_id)  # before anything else can fail, so the run can always be closed
         run.log(params=params)
         return run
+
+    # -- confirmation runs ----------------------------------------------------------------------------------------
+    def open_confirm_run(self, plan: TrialPlan, trial_number: int, seed: int) -> TrackedRun:
+        """A child run training trial ``trial_number``'s configuration again from ``seed``."""
+        spec = self.study.spec
+        confirm = spec.confirm
+        assert confirm is not None
+        tags = {
+            ROLE_TAG: CONFIRM_ROLE,
+            STUDY_TAG: spec.name,
+            CONFIRM_OF_TAG: str(trial_number),
+            CONFIRM_METRIC_TAG: confirm.metric,
+            CONFIRM_DIRECTION_TAG: self.study.confirm_direction,
+            ARCHITECTURE_TAG: plan.model_name,
+            MODEL_TAG: plan.model_key,
+            STATE_TAG: "RUNNING",
+            WORKER_TAG: f"{platform.node()}:{os.getpid()}",
+            **self.provenance,
+        }
+        params = {**plan.flat_params(), SEED_PARAM: seed, **self.data_record(), "confirm_of": trial_number}
+        name = f"confirm-{plan.model_key}-seed-{seed}"
+        run = TrackedRun(self.tracker, self.tracker.open_run(name, tags, parent_run_id=self.parent_run_id))
+        run.log(params=params)
+        return run
+
+    def finished_confirmations(self) -> set[tuple[int, int]]:
+        """``(trial, seed)`` of the confirmation runs that finished: a resumed study does not train them again."""
+        finished = (
+            f"tags.`{PARENT_RUN_TAG}` = '{self.parent_run_id}' AND tags.`{ROLE_TAG}` = '{CONFIRM_ROLE}' "
+            "AND attributes.status = 'FINISHED'"
+        )
+        runs = self.tracker.client.search_runs([self.tracker.experiment_id], finished, max_results=50000)
+        return {(int(run.data.tags[CONFIRM_OF_TAG]), int(run.data.params[SEED_PARAM])) for run in runs}
 
     def log_best_model(self, run: TrackedRun, checkpoint: Path, plan: TrialPlan) -> None:
         """A new best trial, overall or of its architecture: its weights and how to rebuild the model go to its run."""

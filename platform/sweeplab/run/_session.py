@@ -280,6 +280,10 @@ class StudyRunner:
             already = finished_trials(optuna_study.get_trials(deepcopy=False))
             remaining = None if self.n_trials is None else max(self.n_trials - already, 0)
             self.interrupted = self.run_trials(optuna_study, remaining)
+            if not self.interrupted and self.study.spec.confirm is not None:
+                from sweeplab.run._confirm import run_confirmation
+
+                self.interrupted = run_confirmation(self, optuna_study)
         outcome = self._outcome(optuna_study, self.interrupted)
         if self.interrupted:
             raise StudyInterruptedError(outcome)

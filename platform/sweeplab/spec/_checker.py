@@ -188,6 +188,7 @@ class _Checker:
         task = TASKS[tasks.pop()] if len(tasks) == 1 else None
         shared_fixed, shared_dims = self._check_space(("search",), dict(spec.search), _training_parameters(), "")
         self._check_objectives(models)
+        self._check_confirm(models)
         self._check_strategy(models, shared_dims)
         hyperparameter_dims, stn_fixed, stn_dims = self._check_self_tuning()
         self._check_uris()
@@ -420,6 +421,25 @@ class _Checker:
                 common = set.intersection(*(set(metrics_of(p.entry, self.test_resolutions)) for p in models))
                 available = ", ".join(sorted(m for m in common if not m.startswith("test_")))
                 self.fail(at, f"{objective.metric!r} is not logged by {', '.join(missing)} (available: {available})")
+
+    def _check_confirm(self, models: list[ModelPlan]) -> None:
+        """The confirmation stage compares a test metric that every architecture logs."""
+        confirm = self.spec.confirm
+        if confirm is None:
+            return
+        if not confirm.metric.startswith("test_"):
+            self.fail(
+                ("confirm", "metric"), f"{confirm.metric!r}: the confirmation evaluates on the test split (test_...)"
+            )
+            return
+        missing = [p.key for p in models if confirm.metric not in metrics_of(p.entry, self.test_resolutions)]
+        if missing:
+            common = set.intersection(*(set(metrics_of(p.entry, self.test_resolutions)) for p in models))
+            available = ", ".join(sorted(m for m in common if m.startswith("test_")))
+            self.fail(
+                ("confirm", "metric"),
+                f"{confirm.metric!r} is not logged by {', '.join(missing)} (available: {available})",
+            )
 
     def _check_strategy(self, models: list[ModelPlan], shared: list[Dimension]) -> None:
         spec = self.spec

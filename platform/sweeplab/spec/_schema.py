@@ -193,6 +193,19 @@ class Launcher(_Strict):
     max_requeues: int = Field(3, ge=0, description="times a worker that reached its time limit is requeued")
 
 
+class ConfirmSpec(_Strict):
+    """After the search, each architecture's best configuration trained again with ``seeds`` fresh seeds (the same
+    seeds for every architecture, so the comparison is paired) and evaluated on the test split."""
+
+    seeds: int = Field(
+        ge=2, le=100, description="fresh seeds: the study's seed + 1, + 2, ...; at least 2 for an interval"
+    )
+    metric: str = Field(description="a test metric every model logs, e.g. test_rel_l2")
+    direction: Literal["minimize", "maximize"] | None = Field(
+        None, description="how the metric is judged (default: the first objective's direction)"
+    )
+
+
 class StudySpec(_Strict):
     """One study: what to compare (models), on what (data), how to search, where to record."""
 
@@ -217,6 +230,7 @@ class StudySpec(_Strict):
     storage: str = Field(DEFAULT_STORAGE, description="Optuna storage URL")
     heartbeat: Heartbeat = Field(default_factory=Heartbeat)
     launcher: Launcher = Field(default_factory=Launcher)
+    confirm: ConfirmSpec | None = Field(None, description="retrain each architecture's best with fresh seeds")
 
     _storage_without_password = field_validator("storage")(_no_password)
 
@@ -244,4 +258,5 @@ SPEC_MODELS = (
     Tracking,
     Launcher,
     OnlineHyperparameter,
+    ConfirmSpec,
 )

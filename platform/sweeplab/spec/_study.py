@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -93,6 +94,22 @@ class Study:
     def logged_metrics(self) -> tuple[str, ...]:
         """Every metric each trial logs, ``test_rel_l2_<size>`` at each of the data's test resolutions included."""
         return metrics_of(self.models[0].entry, tuple(self.data_params.get("test_resolutions", ())))
+
+    @property
+    def confirm_seeds(self) -> list[int]:
+        """The confirmation stage's seeds, the same for every architecture: fresh ones, after the search's seed."""
+        confirm = self.spec.confirm
+        return [] if confirm is None else [self.spec.trainer.seed + i for i in range(1, confirm.seeds + 1)]
+
+    @property
+    def confirm_direction(self) -> str:
+        confirm = self.spec.confirm
+        return (confirm.direction if confirm is not None else None) or self.directions[0]
+
+    def with_seed(self, seed: int) -> Study:
+        """The same study trained from ``seed`` (initial weights and batch order)."""
+        trainer = self.spec.trainer.model_copy(update={"seed": seed})
+        return dataclasses.replace(self, spec=self.spec.model_copy(update={"trainer": trainer}))
 
     def resolved_yaml(self) -> str:
         """The study with every default filled in (data parameters included): what actually ran."""
