@@ -67,6 +67,25 @@ def ui(recorded_tiny_study) -> Iterator[str]:
         yield address
 
 
+def test_a_study_experiment_opens_on_its_training_runs(browser, ui, recorded_tiny_study) -> None:
+    """MLflow 3 opens an experiment without a kind on its GenAI overview (traces, an assistant, "Detect Issues");
+    sweeplab marks its experiments as model training, so the default page is the runs table with the study."""
+    client = MlflowClient(recorded_tiny_study.tracking_uri)
+    experiment = client.get_experiment_by_name("tiny")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    parent_id = recorded_tiny_study.outcome.parent_run_id
+    page = browser.new_page()
+    page.goto(f"{ui}/#/experiments/{experiment.experiment_id}")  # no tab named: the experiment's default page
+    page.locator(f'a[href$="/runs/{parent_id}"]').wait_for()
+    assert page.get_by_text("Detect Issues").count() == 0 and "/traces" not in page.url
+    page.locator(".ag-row", has=page.locator(f'a[href$="/runs/{parent_id}"]')).locator(
+        "button[data-component-id*=runnamecellrenderer]"
+    ).click()  # expand the study: its trials are rows of the same table
+    for run in client.search_runs([experiment.experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'"):
+        page.locator(f'a[href$="/runs/{run.info.run_id}"]').wait_for()
+    page.close()
+
+
 def test_mlflow_ui_nests_trial_runs_under_the_study_run(browser, ui, recorded_tiny_study, tmp_path) -> None:
     client = MlflowClient(recorded_tiny_study.tracking_uri)
     experiment = client.get_experiment_by_name("tiny").experiment_id

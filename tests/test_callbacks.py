@@ -10,7 +10,7 @@ import torch
 from conftest import bare_trainer
 
 from sweeplab.data.datamodule import InMemoryBatches
-from sweeplab.training._callbacks import GuardCallback, NonFiniteLoss, StudyInterrupted
+from sweeplab.training._callbacks import GuardCallback, NonFiniteLoss, PruningCallback, StudyInterrupted
 
 
 class DivergesAt(pl.LightningModule):
@@ -40,22 +40,53 @@ def _fit(module: pl.LightningModule, guard: GuardCallback, n_batches: int = 8) -
 
 def test_guard_stops_at_the_first_non_finite_step_on_the_cpu() -> None:
     module = DivergesAt(bad_batch=2)
-    with pytest.raises(NonFiniteLoss, match="epoch 0, batch 2"):
+    with pytest.raises(NonFiniteLoss, match="epoch 1, batch 2"):
         _fit(module, GuardCallback(threading.Event()))
     assert module.steps_run == 3
+
+
+class ConstantValidation(pl.LightningModule):
+    """Logs ``val_loss`` = 1 after every epoch (nothing learns: the learning rate is 0)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(1, 1)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return ((self.linear(batch[0]) - batch[1]) ** 2).mean()
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self.log("val_loss", 1.0)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.0)
+
+
+def test_the_prune_message_counts_epochs_from_1_as_the_display_does() -> None:
+    import optuna
+
+    # Pruned at the first step past the warm-up: Optuna's step 1 is the second epoch.
+    study = optuna.create_study(pruner=optuna.pruners.ThresholdPruner(upper=0.5, n_warmup_steps=1))
+    trial = study.ask()
+    data = torch.zeros(4, 1)
+    batches = InMemoryBatches(data, data, batch_size=2, shuffle=False)
+    trainer = bare_trainer(max_epochs=5, callbacks=[PruningCallback(trial, "val_loss")])
+    with pytest.raises(optuna.TrialPruned, match="pruned after epoch 2 with val_loss=1"):
+        trainer.fit(ConstantValidation(), train_dataloaders=batches, val_dataloaders=batches)
+    assert trainer.current_epoch == 1  # the second epoch, counted from 0
 
 
 def test_guard_reads_the_accumulated_check_every_k_steps() -> None:
     # What happens on an accelerator, where reading the loss each step would wait for the device.
     module = DivergesAt(bad_batch=1)
-    with pytest.raises(NonFiniteLoss, match="epoch 0, a batch from 0 to 3"):
+    with pytest.raises(NonFiniteLoss, match="epoch 1, a batch from 0 to 3"):
         _fit(module, GuardCallback(threading.Event(), check_every=4))
     assert module.steps_run == 4
 
 
 def test_guard_checks_the_remainder_at_the_end_of_the_epoch() -> None:
     module = DivergesAt(bad_batch=5)  # batches 4..5 are never reached by a check every 4 steps of 6
-    with pytest.raises(NonFiniteLoss, match="epoch 0, a batch from 4 to the last"):
+    with pytest.raises(NonFiniteLoss, match="epoch 1, a batch from 4 to the last"):
         _fit(module, GuardCallback(threading.Event(), check_every=4), n_batches=6)
     assert module.steps_run == 6
 
@@ -67,3 +98,20 @@ def test_guard_raises_study_interrupted_before_the_next_batch() -> None:
     with pytest.raises(StudyInterrupted):
         _fit(module, GuardCallback(interrupted))
     assert module.steps_run == 0
+
+
+def test_batch_progress_is_reported_within_long_epochs_only() -> None:
+    from sweeplab.training._callbacks import EpochCallback
+
+    reported: list[tuple[int, int, int]] = []
+    data = torch.zeros(6, 1)
+    batches = InMemoryBatches(data, data, batch_size=2, shuffle=False)
+    # No quiet time: every batch reports (what an epoch longer than the quiet time sees after it).
+    eager = EpochCallback(lambda epoch, metrics: None, lambda *done: reported.append(done), quiet=0, interval=0)
+    bare_trainer(callbacks=[eager]).fit(ConstantValidation(), train_dataloaders=batches)
+    assert reported == [(epoch, done, 3) for epoch in (0, 1) for done in (1, 2, 3)]
+    # A short epoch (shorter than the quiet time) reports nothing.
+    reported.clear()
+    quiet = EpochCallback(lambda epoch, metrics: None, lambda *done: reported.append(done), quiet=60)
+    bare_trainer(callbacks=[quiet]).fit(ConstantValidation(), train_dataloaders=batches)
+    assert reported == []

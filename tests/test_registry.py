@@ -96,3 +96,23 @@ def test_a_study_cannot_set_an_argument_its_variant_fixes(tmp_path: Path) -> Non
     expected = r"study.yaml:7 models\[0\]\.params\.spatial_dims: deeponet1d fixes spatial_dims to 1"
     with pytest.raises(StudyError, match=expected):
         load_study(write_study(tmp_path, study))
+
+
+def _readme_table_names(heading_row: str, column: int = 0) -> set[str]:
+    """The backquoted names in ``column`` of the README tables whose header row starts with ``heading_row``."""
+    lines = (Path(__file__).resolve().parents[1] / "README.md").read_text().splitlines()
+    names: set[str] = set()
+    for start in [i for i, line in enumerate(lines) if line.startswith(heading_row)]:
+        for line in lines[start + 2 :]:
+            if not line.startswith("|"):
+                break
+            cell = line.split("|")[column + 1]
+            names.update(part.strip().split()[0].strip("`") for part in cell.split(",") if part.strip().startswith("`"))
+    return names
+
+
+def test_the_readme_tables_list_every_registered_model_and_data_set() -> None:
+    # The operator and classification models have their own table; the representation models are listed by task.
+    models = _readme_table_names("| model |") | _readme_table_names("| task | models |", column=1)
+    assert sorted(set(MODELS) - models) == []
+    assert sorted(set(DATASETS) - _readme_table_names("| data set |")) == []

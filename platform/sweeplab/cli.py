@@ -118,6 +118,20 @@ def _parser() -> argparse.ArgumentParser:
         "--tracking-uri", type=_tracking_uri, default=DEFAULT_TRACKING_URI, help=f"default {DEFAULT_TRACKING_URI}"
     )
 
+    predict = commands.add_parser(
+        "predict", help="a study's trained model on inputs from a file (physical units in and out)"
+    )
+    predict.add_argument(
+        "model", help="a trial's run id, runs:/<run id>, models:/<study>@best, models:/<study>@best-<label>, ..."
+    )
+    predict.add_argument("--input", type=Path, required=True, help="inputs (samples, channels, *grid): .npy, .npz, .h5")
+    predict.add_argument("--output", type=Path, required=True, help="where the outputs go: .npy, .npz or .h5")
+    predict.add_argument(
+        "--tracking-uri",
+        default=os.environ.get("MLFLOW_TRACKING_URI"),
+        help=f"MLflow tracking URI and registry (default $MLFLOW_TRACKING_URI, else {DEFAULT_TRACKING_URI})",
+    )
+
     data = commands.add_parser("data", help="generate data sets into the cache, list the cache")
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
     generate = data_commands.add_parser("generate", help="generate a data set into the cache (nothing if cached)")
@@ -241,6 +255,12 @@ def _data(args: argparse.Namespace) -> int:
     return list_command(args.data_dir)
 
 
+def _predict(args: argparse.Namespace) -> int:
+    from sweeplab.commands import predict_command
+
+    return predict_command(args.model, args.input, args.output, args.tracking_uri)
+
+
 def _replay(args: argparse.Namespace) -> int:
     from sweeplab.commands import replay_command
 
@@ -257,6 +277,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "compare": _compare,
     "data": _data,
     "replay": _replay,
+    "predict": _predict,
 }
 
 

@@ -9,8 +9,10 @@ import these names; no other module spells an attribute name, a tag key or an ar
   ``REASON_ATTR`` (why it was pruned or failed), ``INTERRUPTED_ATTR`` and ``RETRY_OF_ATTR`` (queued again).
 - MLflow: one parent run per study (``ROLE_TAG`` = ``STUDY_ROLE``, the study YAML and its resolved form as
   artifacts, ``OBJECTIVE_PARAM``), one child run per trial attempt (``ROLE_TAG`` = ``TRIAL_ROLE``), with each
-  architecture's best model under ``MODEL_DIR``; after the search, one child run per architecture and confirmation
-  seed (``ROLE_TAG`` = ``CONFIRM_ROLE``, ``CONFIRM_OF_TAG`` naming the trial it repeats, ``CONFIRM_METRIC_TAG``).
+  architecture's best model under ``MODEL_DIR`` and as an MLflow Model (``MLFLOW_MODEL_NAME``, a logged model of
+  the run), registered under the study's name with the aliases ``BEST_ALIAS`` and ``best_alias(label)``; after the
+  search, one child run per architecture and confirmation seed (``ROLE_TAG`` = ``CONFIRM_ROLE``, ``CONFIRM_OF_TAG``
+  naming the trial it repeats, ``CONFIRM_METRIC_TAG``).
 - The budget: ``finished_trials`` counts what counts against ``n_trials``; ``best_trials`` is the best trial or
   the Pareto front. Confirmation runs are no Optuna trials: the budget never sees them.
 """
@@ -18,8 +20,9 @@ import these names; no other module spells an attribute name, a tag key or an ar
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -29,6 +32,7 @@ __all__ = [
     "ARCHITECTURE_ATTR",
     "ARCHITECTURE_TAG",
     "ATTEMPT_TAG",
+    "BEST_ALIAS",
     "BEST_RUN_TAG",
     "BEST_TRIAL_TAG",
     "CHECKPOINT_ARTIFACT",
@@ -43,14 +47,18 @@ __all__ = [
     "DEVICE_ATTR",
     "DEVICE_TAG",
     "EPOCHS_METRIC",
+    "EXPERIMENT_KIND_TAG",
     "FIT_SECONDS_METRIC",
     "GIT_COMMIT_TAG",
     "GIT_DIRTY_TAG",
     "HOST_TAG",
     "INTERRUPTED_ATTR",
+    "LOSS_PARAM",
+    "MLFLOW_MODEL_NAME",
     "MODEL_ATTR",
     "MODEL_DIR",
     "MODEL_TAG",
+    "MODEL_TRAINING_KIND",
     "ModelDescription",
     "N_PARAMS",
     "OBJECTIVE_PARAM",
@@ -77,8 +85,13 @@ __all__ = [
     "STUDY_TAG",
     "TRIAL_ROLE",
     "TRIAL_TAG",
+    "VERSION_DATA_TAG",
+    "VERSION_OBJECTIVE_TAG",
+    "VERSION_RUN_TAG",
+    "VERSION_VALUE_TAG",
     "VERSION_TAG_PREFIX",
     "WORKER_TAG",
+    "best_alias",
     "best_trials",
     "finished_trials",
     "objective_metrics",
@@ -107,6 +120,8 @@ DEVICE_ATTR = "device"
 
 # -- MLflow tags -----------------------------------------------------------------------------------------------------
 PARENT_RUN_TAG = "mlflow.parentRunId"
+EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"
+"""On a study's experiment: MLflow 3's UI then opens it on its training runs, not on its GenAI overview."""
 ROLE_TAG = "sweeplab.role"
 STUDY_ROLE, TRIAL_ROLE, REPLAY_ROLE, CONFIRM_ROLE = "study", "trial", "replay", "confirm"
 STUDY_TAG = "sweeplab.study"
@@ -140,6 +155,8 @@ GIT_DIRTY_TAG = "sweeplab.git.dirty"
 OBJECTIVE_PARAM = "objective"
 """On the parent run: ``"minimize val_rel_l2, maximize x"`` (Optuna itself keeps no metric names)."""
 SEED_PARAM = "seed"
+LOSS_PARAM = "loss"
+"""A trial run's training loss as used: the study's, else its task's default."""
 N_PARAMS = "n_params"
 """A trial run's parameter and last metric: the model's parameter count."""
 FIT_SECONDS_METRIC = "fit_seconds"
@@ -161,16 +178,52 @@ SCHEDULE_ARTIFACT = f"{SCHEDULE_DIR}/schedule.csv"
 """On a self-tuning trial's run: the hyperparameter values per weight step."""
 PLAN_ARTIFACT = f"{SCHEDULE_DIR}/plan.json"
 """On a self-tuning trial's run: its trial plan, for replay."""
+MLFLOW_MODEL_NAME = "mlflow_model"
+"""A best trial's MLflow Model (a logged model of its run: ``runs:/<run id>/mlflow_model``): the checkpoint and
+its ``ModelDescription`` with the ``sweeplab`` and ``python_function`` flavours, a signature and an input example."""
+
+# -- the Model Registry ----------------------------------------------------------------------------------------------
+BEST_ALIAS = "best"
+"""On the registered model named after the study: the version of its best trial (single objective)."""
+VERSION_RUN_TAG = "sweeplab.run_id"
+"""On a model version: the trial run it came from (also its ``run_id``), with ``STUDY_TAG``, ``TRIAL_TAG`` and
+``MODEL_TAG``."""
+VERSION_DATA_TAG = "sweeplab.data.identity"
+VERSION_OBJECTIVE_TAG = "sweeplab.objective"
+"""On a model version: the study's objective, as ``OBJECTIVE_PARAM``."""
+VERSION_VALUE_TAG = "sweeplab.objective_value"
+"""On a model version: the trial's value of the (first) objective."""
+
+
+def best_alias(label: str) -> str:
+    """The alias of the best version of the architecture labelled ``label`` in the study: ``best-<label>``, with
+    any character an alias cannot hold (alphanumerics, ``_`` and ``-`` only) replaced by ``-``."""
+    return "best-" + re.sub(r"[^\w-]", "-", label)
 
 
 @dataclass(frozen=True)
 class ModelDescription:
     """``DESCRIPTION_FILE`` beside a best trial's checkpoint: the registered architecture, its constructor
-    arguments, and the training configuration (``TrainingConfig`` fields)."""
+    arguments, and the training configuration (``TrainingConfig`` fields); what rebuilds the trained module
+    around the checkpoint's weights: the task (import target) and the model's channels, how the strategy
+    converted the architecture (``strategy``: ``plain``, ``optuna`` (regularisers inserted) or ``self_tuning``
+    (best-response layers), with the study's ``hyperparameters`` declarations), and for a time series the
+    ``time_window`` (``TimeWindow`` fields) and the ``horizon`` a prediction rolls out over; the shape of one
+    training input, (channels, *grid), and whether the architecture takes other grids. Descriptions written before
+    the rebuild fields existed hold the first three only."""
 
     architecture: str
     params: dict[str, Any]
     training: dict[str, Any]
+    task: str | None = None
+    in_channels: int | None = None
+    out_channels: int | None = None
+    strategy: str = "plain"
+    hyperparameters: dict[str, dict[str, Any]] = field(default_factory=dict)
+    time_window: dict[str, Any] | None = None
+    horizon: int | None = None
+    input_shape: list[int] | None = None
+    resolution_invariant: bool = False
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)

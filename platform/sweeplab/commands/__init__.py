@@ -23,6 +23,7 @@ _COMMANDS = {
     "compare_command": "_compare",
     "generate_command": "_data",
     "list_command": "_data",
+    "predict_command": "_predict",
     "replay_command": "_replay",
     "run_command": "_study",
     "studies_command": "_studies",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from collections.abc import Sequence
@@ -35,6 +36,8 @@ def compare_command(
 ) -> int:
     from sweeplab.spec import StudyError
 
+    # The report reads checkpoints and learning curves: MLflow would draw a progress bar for every download.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if output_format == "html" and out is None:
         print("--format html writes a report: give the folder with --out DIR", file=sys.stderr)
         return EXIT_INVALID

@@ -11,6 +11,8 @@ import sys
 from sweeplab._sqlite import prepare_sqlite
 from sweeplab.commands._exit import EXIT_INVALID
 
+_STARLETTE_WARNING = "ignore:starlette.middleware.wsgi is deprecated"
+
 
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as probe:
@@ -25,6 +27,8 @@ def server_argv(tracking_uri: str, host: str, port: int) -> list[str]:
         "mlflow",
         "server",
         "--backend-store-uri",
+        tracking_uri,
+        "--registry-store-uri",  # the study's registered models live beside its runs (and MLflow warns without it)
         tracking_uri,
         "--host",
         host,
@@ -52,12 +56,12 @@ def serve(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000) -> int:
     """Start the UI and wait for it; Ctrl-C or SIGTERM stops it and the server processes it started."""
     prepare_sqlite(tracking_uri)
     port = port or free_port(host)
-    print(f"MLflow UI: http://{host}:{port}  (tracking store {tracking_uri}; Ctrl-C stops it)")
-    # MLflow 3 opens on its GenAI view whatever the experiment holds (the toggle, not an experiment tag, decides).
-    print("  studies and their trials: choose 'Model training' at the top left, then the study", flush=True)
+    print(f"MLflow UI: http://{host}:{port}  (tracking store {tracking_uri}; Ctrl-C stops it)", flush=True)
     # Its own process group: the MLflow server starts worker processes, and all of them must go with it.
-    # MLflow's job runner (eight worker processes for GenAI scorers) has nothing to do for sweeps.
-    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
+    # MLflow's job runner (eight worker processes for GenAI scorers) has nothing to do for sweeps; the deprecation
+    # of a Starlette module MLflow imports is MLflow's to act on, not the user's.
+    warnings = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), _STARLETTE_WARNING]))
+    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ, "PYTHONWARNINGS": warnings}
     process = subprocess.Popen(server_argv(tracking_uri, host, port), start_new_session=True, env=env)
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:

@@ -1,9 +1,10 @@
-"""A study's MLflow records: its parent run, one run per trial attempt, each architecture's best model, the best
-value or Pareto front so far. Names come from ``sweeplab.record``; the writes that must not stop a study when the
-tracking store is down say so (never raises)."""
+"""A study's MLflow records: its parent run, one run per trial attempt, each architecture's best model (checkpoint,
+MLflow Model, Model Registry version and aliases), the best value or Pareto front so far. Names come from
+``sweeplab.record``; the writes that must not stop a study when the tracking store is down say so (never raises)."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import platform
@@ -14,6 +15,7 @@ from sweeplab._provenance import redacted
 from sweeplab.record import (
     ARCHITECTURE_TAG,
     ATTEMPT_TAG,
+    BEST_ALIAS,
     BEST_RUN_TAG,
     BEST_TRIAL_TAG,
     CONFIRM_DIRECTION_TAG,
@@ -41,8 +43,13 @@ from sweeplab.record import (
     STUDY_TAG,
     TRIAL_ROLE,
     TRIAL_TAG,
+    VERSION_DATA_TAG,
+    VERSION_OBJECTIVE_TAG,
+    VERSION_RUN_TAG,
+    VERSION_VALUE_TAG,
     WORKER_TAG,
     ModelDescription,
+    best_alias,
     objective_text,
 )
 from sweeplab.tracking import TrackedRun
@@ -51,15 +58,17 @@ if TYPE_CHECKING:
     import optuna
     from rich.console import Console
 
+    from sweeplab.data import OperatorData
     from sweeplab.spec import Study, TrialPlan
     from sweeplab.tracking import Tracker
 
 _MAX_TAG_CHARS = 5000
+_EXAMPLE_SAMPLES = 1  # test samples in a best model's input example (stored as JSON by MLflow)
 
 
 class StudyRecorder:
     """What one worker of ``study`` writes to MLflow through ``tracker``; ``provenance`` tags every run and
-    ``data_identity`` names the data set's content."""
+    ``data_identity`` names the data set's content; ``data`` gives a best model its input example."""
 
     def __init__(
         self,
@@ -69,8 +78,10 @@ class StudyRecorder:
         provenance: dict[str, str],
         data_identity: str,
         console: Console,
+        data: OperatorData | None = None,
     ) -> None:
         self.study = study
+        self.data = data
         self.tracker = tracker
         self.storage = storage
         self.provenance = provenance
@@ -125,17 +136,21 @@ class StudyRecorder:
         self._never_raising(self.parent_run_id, lambda: self.tracker.end_run(self.parent_run_id, status))
 
     def record_best(self, trial: optuna.trial.FrozenTrial, best: list[optuna.trial.FrozenTrial]) -> None:
-        """A new best trial (or a new member of the Pareto front): the parent records the best value so far, or the
-        front of a multi-objective study."""
+        """After each finished ``trial``: the parent records the best value so far (one point per trial, at the
+        trial's number) and the best trial's run, or the front of a multi-objective study; never raises."""
         if len(best) > 1 or len(self.study.metrics) > 1:
             front = ",".join(str(t.number) for t in best)
-            self.tracker.log(self.parent_run_id, tags={PARETO_TAG: front})
+            tags = {PARETO_TAG: front}
+            self._never_raising(self.parent_run_id, lambda: self.tracker.log(self.parent_run_id, tags=tags))
             return
-        self.tracker.log(
+        self._never_raising(
             self.parent_run_id,
-            metrics={f"best_{self.study.metrics[0]}": best[0].values[0]},
-            tags={BEST_TRIAL_TAG: best[0].number, BEST_RUN_TAG: trial.user_attrs[RUN_ATTR]},
-            step=trial.number,
+            lambda: self.tracker.log(
+                self.parent_run_id,
+                metrics={f"best_{self.study.metrics[0]}": best[0].values[0]},
+                tags={BEST_TRIAL_TAG: best[0].number, BEST_RUN_TAG: best[0].user_attrs[RUN_ATTR]},
+                step=trial.number,
+            ),
         )
 
     # -- trial runs ------------------------------------------------------------------------------------------------
@@ -197,13 +212,82 @@ class StudyRecorder:
         runs = self.tracker.client.search_runs([self.tracker.experiment_id], finished, max_results=50000)
         return {(int(run.data.tags[CONFIRM_OF_TAG]), int(run.data.params[SEED_PARAM])) for run in runs}
 
-    def log_best_model(self, run: TrackedRun, checkpoint: Path, plan: TrialPlan) -> None:
-        """A new best trial, overall or of its architecture: its weights and how to rebuild the model go to its run."""
+    def log_best_model(
+        self, run: TrackedRun, checkpoint: Path, plan: TrialPlan, trial: optuna.trial.FrozenTrial, aliases: list[str]
+    ) -> None:
+        """A new best trial, overall or of its architecture: its weights and how to rebuild the model go to its run,
+        then (with the data at hand) its MLflow Model, registered under the study's name with ``aliases`` (see
+        ``aliases_for``)."""
         description = checkpoint.parent / DESCRIPTION_FILE
-        rebuild = ModelDescription(plan.model_name, plan.model_params, plan.training.model_dump())
+        rebuild = self.model_description(plan)
         description.write_text(rebuild.to_json())
         run.log_artifact(checkpoint, MODEL_DIR)
         run.log_artifact(description, MODEL_DIR)
+        if self.data is None:
+            return
+        try:
+            self.register_model(run.run_id, checkpoint, rebuild, plan, trial, aliases)
+        except Exception as error:  # the checkpoint is recorded; only the MLflow Model or its version is missing
+            self.console.print(f"[yellow]warning:[/] could not log trial {trial.number}'s MLflow Model: {error}")
+
+    def aliases_for(self, plan: TrialPlan, overall: bool, of_architecture: bool) -> list[str]:
+        """``best`` for the best trial of a single-objective study, ``best-<label>`` for its architecture's best."""
+        single = len(self.study.metrics) == 1
+        return ([BEST_ALIAS] if overall and single else []) + ([best_alias(plan.model_key)] if of_architecture else [])
+
+    def model_description(self, plan: TrialPlan) -> ModelDescription:
+        """What rebuilds the trained module of a trial of ``plan`` around its checkpoint."""
+        from sweeplab_modules.registry import MODELS
+
+        spec = self.study.spec
+        in_channels, out_channels = self.study.data_channels
+        window = self.data.time_window if self.data is not None else None
+        strategy = (spec.strategy if spec.hyperparameters else None) or "plain"
+        return ModelDescription(
+            plan.model_name,
+            plan.model_params,
+            plan.training.model_dump(),
+            task=self.study.task.target,
+            in_channels=in_channels,
+            out_channels=out_channels,
+            strategy=strategy,
+            hyperparameters={name: h.model_dump() for name, h in spec.hyperparameters.items()},
+            time_window=dataclasses.asdict(window) if window is not None else None,
+            horizon=int(self.data.y_test.shape[1]) if window is not None and self.data is not None else None,
+            input_shape=list(self.data.x_test.shape[1:]) if self.data is not None else None,
+            resolution_invariant=MODELS[plan.model_name].resolution_invariant,
+        )
+
+    def register_model(
+        self,
+        run_id: str,
+        checkpoint: Path,
+        description: ModelDescription,
+        plan: TrialPlan,
+        trial: optuna.trial.FrozenTrial,
+        aliases: list[str],
+    ) -> str:
+        """The trial's MLflow Model (input example: test samples) and its version of the study's registered model,
+        tagged with the trial run, the data identity and the objective; returns the version."""
+        from sweeplab.serving import log_mlflow_model, register_version
+
+        assert self.data is not None
+        client = self.tracker.client
+        example = self.data.x_test[:_EXAMPLE_SAMPLES]
+        model = log_mlflow_model(client, self.tracker.experiment_id, run_id, checkpoint, description, example)
+        value = trial.values[0]
+        tags = {
+            VERSION_RUN_TAG: run_id,
+            STUDY_TAG: self.study.name,
+            TRIAL_TAG: str(trial.number),
+            MODEL_TAG: plan.model_key,
+            ARCHITECTURE_TAG: plan.model_name,
+            VERSION_DATA_TAG: self.data_identity,
+            VERSION_OBJECTIVE_TAG: objective_text(self.study.directions, self.study.metrics),
+            VERSION_VALUE_TAG: repr(float(value)),
+        }
+        minimize = self.study.directions[0] == "minimize"
+        return register_version(client, self.study.name, model, run_id, tags, aliases, value, minimize)
 
     def flush(self, run: TrackedRun) -> None:
         """Write the run's buffered metrics; never raises."""

@@ -162,7 +162,10 @@ class StudyRunner:
             summary = f"{plan.model_key} epoch {epoch + 1}" + (f" {metric}={value:.4g}" if value is not None else "")
             self.progress.epoch(trial.number, epoch, summary)
 
-        callbacks = [GuardCallback(self.interrupt.event), EpochCallback(on_epoch)]
+        def on_batch(epoch: int, done: int, total: int) -> None:
+            self.progress.batch(trial.number, epoch, done, total, plan.model_key)
+
+        callbacks = [GuardCallback(self.interrupt.event), EpochCallback(on_epoch, on_batch)]
         if len(self.study.metrics) == 1:
             callbacks.insert(0, PruningCallback(trial, metric))
         # The strategy trains: plain train_trial, or with regularisation hyperparameters / self-tuning.
@@ -258,15 +261,17 @@ class StudyRunner:
         if completed is not None:
             overall = trial.number in [t.number for t in best]
             try:
-                if overall or _best_of_its_architecture(optuna_study, trial):
-                    # Each architecture's best is one download away (compare's CKA).
-                    self.recorder.log_best_model(completed.run, completed.checkpoint, completed.plan)
-                    if overall:
-                        self.recorder.record_best(trial, best)
+                of_architecture = _best_of_its_architecture(optuna_study, trial)
+                if overall or of_architecture:
+                    # Each architecture's best is one download away (compare's CKA) and in the Model Registry.
+                    aliases = self.recorder.aliases_for(completed.plan, overall, of_architecture)
+                    self.recorder.log_best_model(completed.run, completed.checkpoint, completed.plan, trial, aliases)
             except Exception as error:  # the study goes on; only this checkpoint is missing
                 self.console.print(f"[yellow]warning:[/] could not record trial {trial.number}'s checkpoint: {error}")
             status = "FAILED" if trial.state == TrialState.FAIL else "FINISHED"
             self.recorder.close_run(completed.run, status, {STATE_TAG: trial.state.name})
+        if best:  # one point per finished trial on the parent: the best so far
+            self.recorder.record_best(trial, best)
         shutil.rmtree(self._workdir / f"trial-{trial.number}", ignore_errors=True)
         release_device_memory()  # for the trials of other processes on the same GPU
         finished = finished_trials(optuna_study.get_trials(deepcopy=False))
@@ -314,7 +319,7 @@ class StudyRunner:
             tracker = Tracker(self.tracking_uri, spec.experiment_name, self.outage)
             provenance = provenance_tags(self.study.source)
             self.recorder = StudyRecorder(
-                self.study, tracker, self.storage, provenance, self._data.identity, self.console
+                self.study, tracker, self.storage, provenance, self._data.identity, self.console, self._data
             )
             optuna_study = self._optuna_study()
             self.recorder.open_parent(optuna_study, self.n_trials)

@@ -51,7 +51,8 @@ class TrialPlan:
         """Every value that defines the trial, for tracking (constructor arguments prefixed ``model.``)."""
         values: dict[str, Any] = {"model": self.model_key, "architecture": self.model_name}
         values.update({f"model.{k}": v for k, v in sorted(self.model_params.items())})
-        values.update(self.training.model_dump())
+        # A loss left to the task's default is logged by the training as the loss it used (``fit_task``).
+        values.update({k: v for k, v in self.training.model_dump().items() if not (k == "loss" and v is None)})
         values.update({f"hp.{k}": v for k, v in self.hyperparameters.items()})
         values.update({f"stn.{k}": v for k, v in self.self_tuning.items()})
         return values

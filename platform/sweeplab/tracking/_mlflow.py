@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sweeplab._sqlite import prepare_sqlite
 from sweeplab._stores import OutageWait, lost_connection
-from sweeplab.record import PARENT_RUN_TAG
+from sweeplab.record import EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND, PARENT_RUN_TAG
 
 if TYPE_CHECKING:
     from mlflow.entities import Metric
@@ -82,9 +82,15 @@ class Tracker:
 
         existing = self.client.get_experiment_by_name(name)
         if existing is not None:
+            if existing.tags.get(EXPERIMENT_KIND_TAG) is None:  # created by an older sweeplab
+                self.client.set_experiment_tag(existing.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND)
             return existing.experiment_id
         try:
-            return self.client.create_experiment(name, artifact_location=artifact_location(self.tracking_uri))
+            return self.client.create_experiment(
+                name,
+                artifact_location=artifact_location(self.tracking_uri),
+                tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND},
+            )
         except MlflowException:  # another worker created it between our two calls
             created = self.client.get_experiment_by_name(name)
             if created is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, NoReturn
 
@@ -41,15 +42,15 @@ class PruningCallback(pl.Callback):
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or self.metric not in trainer.callback_metrics:
             return
-        epoch = trainer.current_epoch
+        epoch = trainer.current_epoch  # Optuna's step; messages count epochs from 1, as the progress display does
         value = float(trainer.callback_metrics[self.metric])
         if not math.isfinite(value):
-            raise NonFiniteLoss(f"{self.metric} is not finite ({value}) at epoch {epoch}")
+            raise NonFiniteLoss(f"{self.metric} is not finite ({value}) at epoch {epoch + 1}")
         if epoch not in self.reported:
             self.trial.report(value, step=epoch)
             self.reported.add(epoch)
         if self.can_prune and self.trial.should_prune():
-            raise optuna.TrialPruned(f"pruned at epoch {epoch} with {self.metric}={value:.6g}")
+            raise optuna.TrialPruned(f"pruned after epoch {epoch + 1} with {self.metric}={value:.6g}")
 
 
 class GuardCallback(pl.Callback):
@@ -110,14 +111,39 @@ class GuardCallback(pl.Callback):
 
 def _raise_non_finite(trainer: pl.Trainer, first: int, last: int | str) -> NoReturn:
     where = f"batch {first}" if first == last else f"a batch from {first} to {last}"
-    raise NonFiniteLoss(f"training loss is not finite at epoch {trainer.current_epoch}, {where}")
+    raise NonFiniteLoss(f"training loss is not finite at epoch {trainer.current_epoch + 1}, {where}")
 
 
 class EpochCallback(pl.Callback):
-    """Calls ``on_epoch(epoch, metrics)`` after each validation epoch (progress display)."""
+    """Calls ``on_epoch(epoch, metrics)`` after each validation epoch (progress display), and within a long epoch
+    ``on_batch(epoch, batches done, batches in the epoch)``: first once it has run ``quiet`` seconds, then at most
+    every ``interval`` seconds (a short epoch shows no batch progress, and reporting costs nothing per batch)."""
 
-    def __init__(self, on_epoch: Callable[[int, dict[str, float]], None]) -> None:
+    def __init__(
+        self,
+        on_epoch: Callable[[int, dict[str, float]], None],
+        on_batch: Callable[[int, int, int], None] | None = None,
+        quiet: float = 3.0,
+        interval: float = 1.0,
+    ) -> None:
         self.on_epoch = on_epoch
+        self.on_batch = on_batch
+        self.quiet = quiet
+        self.interval = interval
+        self._next_report = math.inf
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._next_report = time.monotonic() + self.quiet
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        now = time.monotonic()
+        if self.on_batch is None or now < self._next_report:
+            return
+        self._next_report = now + self.interval
+        total = trainer.num_training_batches
+        self.on_batch(trainer.current_epoch, batch_idx + 1, int(total) if math.isfinite(total) else 0)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.sanity_checking:

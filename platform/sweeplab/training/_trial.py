@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sweeplab.record import CHECKPOINT_FILE, DEVICE_TAG, EPOCHS_METRIC, FIT_SECONDS_METRIC, N_PARAMS
+from sweeplab.record import CHECKPOINT_FILE, DEVICE_TAG, EPOCHS_METRIC, FIT_SECONDS_METRIC, LOSS_PARAM, N_PARAMS
 from sweeplab.training._device import trial_gpu
 from sweeplab_modules.registry import build_model, import_target
 
@@ -109,7 +109,9 @@ def fit_task(
         num_sanity_val_steps=0,
         default_root_dir=context.workdir,
     )
-    context.run.log(params={N_PARAMS: task.n_params}, tags={DEVICE_TAG: _device_name(trainer)})
+    # The loss actually used: a study that leaves it to the task's default records that default, not None.
+    params = {N_PARAMS: task.n_params, LOSS_PARAM: getattr(task, "loss_name", context.plan.training.loss)}
+    context.run.log(params=params, tags={DEVICE_TAG: _device_name(trainer)})
     started = time.perf_counter()
     trainer.fit(task, datamodule=datamodule)
     fit_seconds = time.perf_counter() - started
