@@ -13,23 +13,32 @@ from __future__ import annotations
 import ast
 import dataclasses
 import importlib
+import importlib.metadata
 import importlib.util
-from collections.abc import Mapping
+import inspect
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
 __all__ = [
+    "BUILTIN_PACKAGE",
     "INJECTED_PARAMETERS",
     "MODELS",
     "TASKS",
+    "Constructor",
     "ModelEntry",
     "Parameter",
+    "PluginRegistry",
     "TaskEntry",
     "build_model",
     "constructor_parameters",
     "fixed_arguments",
     "import_target",
+    "is_target",
+    "model_constructor",
+    "model_target",
+    "task_entry",
 ]
 
 # Constructor arguments that come from the data set, never from the study.
@@ -64,6 +73,13 @@ class TaskEntry:
     description: str = ""
     resolution_metrics: tuple[str, ...] = ()
     """Metrics also logged at each of the data set's ``test_resolutions``, as ``<metric>_<size>``."""
+    base: str | None = None
+    """A user's task: the registered task it derives from (None: only from SweepTask)."""
+
+    @property
+    def kind(self) -> str:
+        """The registered task whose data this task trains on (a user's task without one: its import path)."""
+        return self.base or self.name
 
 
 @dataclass(frozen=True)
@@ -86,6 +102,11 @@ class ModelEntry:
 def import_target(target: str) -> Any:
     module_name, _, attribute = target.partition(":")
     return getattr(importlib.import_module(module_name), attribute)
+
+
+def is_target(name: str) -> bool:
+    """Whether ``name`` is an import path ``package.module:ClassName`` rather than a registered name."""
+    return ":" in name
 
 
 def _literal(node: ast.expr) -> Any:
@@ -159,15 +180,28 @@ def _defines_init(node: ast.ClassDef) -> bool:
 
 def _class_definition(target: str) -> tuple[str, ast.ClassDef]:
     module_name, _, class_name = target.partition(":")
-    spec = importlib.util.find_spec(module_name)
+    node = _find_class(_module_tree(module_name), class_name)
+    if node is None:
+        raise LookupError(f"no class {class_name!r} in module {module_name}")
+    return module_name, node
+
+
+@cache
+def _module_tree(module_name: str) -> ast.Module:
+    try:
+        spec = importlib.util.find_spec(module_name)
+    except ImportError as error:  # a parent package that is missing or fails to import
+        raise LookupError(f"cannot find module {module_name!r}: {error}") from None
     if spec is None or spec.origin is None:
-        raise LookupError(f"cannot find module {module_name!r} for {target!r}")
+        raise LookupError(f"cannot find module {module_name!r} (is its folder on sys.path?)")
+    if not spec.origin.endswith(".py"):
+        raise _NotReadable(f"{module_name} is compiled ({spec.origin})")
     with open(spec.origin, encoding="utf-8") as source:
-        tree = ast.parse(source.read(), filename=spec.origin)
-    for node in tree.body:
-        if isinstance(node, ast.ClassDef) and node.name == class_name:
-            return module_name, node
-    raise LookupError(f"no class {class_name!r} in {spec.origin}")
+        return ast.parse(source.read(), filename=spec.origin)
+
+
+def _find_class(tree: ast.Module, class_name: str) -> ast.ClassDef | None:
+    return next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == class_name), None)
 
 
 def _base_target(module_name: str, variant: ast.ClassDef) -> str:
@@ -192,23 +226,217 @@ def _parameters_of(arguments: ast.arguments) -> dict[str, Parameter]:
     }
 
 
+class _NotReadable(LookupError):
+    """A constructor that cannot be read from source: the class is imported instead."""
+
+
+@dataclass(frozen=True)
+class Constructor:
+    """What a model class takes: its keyword parameters (``in_channels``/``out_channels`` included), whether it
+    also takes any other keyword (``**kwargs``: those are passed on unchecked), and how this was learnt: None
+    when read from the source without importing it, else why the module had to be imported."""
+
+    parameters: dict[str, Parameter]
+    open: bool = False
+    imported: str | None = None
+
+
+# How a class derives from torch.nn.Module in the source that defines it.
+_MODULE_BASES = frozenset({"nn.Module", "torch.nn.Module", "Module"})
+
+
+@cache
+def model_constructor(target: str) -> Constructor:
+    """The constructor of the model class at ``target`` (``package.module:ClassName``).
+
+    Read from the module's source without importing it (so without torch) when the class defines ``__init__``
+    with named parameters and derives from ``nn.Module`` in that source; otherwise (a compiled module, an
+    inherited ``__init__``, ``**kwargs``, base classes from elsewhere) the module is imported and the class read
+    with ``inspect.signature``. Raises LookupError when the class cannot be found or imported, TypeError when it
+    is not a ``torch.nn.Module``.
+    """
+    try:
+        module_name, node = _class_definition(target)
+        reason = _why_not_readable(_module_tree(module_name), node)
+    except _NotReadable as error:
+        reason = str(error)
+    if reason is None:
+        return Constructor(constructor_parameters(target))
+    return _imported_constructor(target, reason)
+
+
+def _why_not_readable(tree: ast.Module, node: ast.ClassDef) -> str | None:
+    init = next((n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
+    if init is None:
+        variant = node.keywords and all(keyword.arg != "metaclass" for keyword in node.keywords)
+        return None if variant and _derives_from_module(tree, node) else f"{node.name} inherits its __init__"
+    if init.args.kwarg is not None:
+        return f"{node.name}.__init__ takes **{init.args.kwarg.arg}"
+    if not _derives_from_module(tree, node):
+        return f"{node.name} derives from classes defined elsewhere"
+    return None
+
+
+def _derives_from_module(tree: ast.Module, node: ast.ClassDef) -> bool:
+    for base in node.bases:
+        if ast.unparse(base) in _MODULE_BASES:
+            return True
+        local = _find_class(tree, base.id) if isinstance(base, ast.Name) else None
+        if local is not None and local is not node and _derives_from_module(tree, local):
+            return True
+    return False
+
+
+def _import_user_target(target: str) -> Any:
+    try:
+        return import_target(target)
+    except Exception as error:  # the user's module may raise anything on import: its message is the answer
+        raise LookupError(f"cannot import {target}: {type(error).__name__}: {error}") from None
+
+
+def _imported_constructor(target: str, reason: str) -> Constructor:
+    from torch import nn
+
+    cls = _import_user_target(target)
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise TypeError(f"{target} is not a torch.nn.Module subclass")
+    parameters: dict[str, Parameter] = {}
+    takes_any = False
+    for parameter in inspect.signature(cls).parameters.values():
+        if parameter.kind is parameter.VAR_KEYWORD:
+            takes_any = True
+        elif parameter.kind is not parameter.VAR_POSITIONAL:
+            annotation = parameter.annotation
+            text = None if annotation is parameter.empty else annotation
+            parameters[parameter.name] = Parameter(
+                parameter.name,
+                text if text is None or isinstance(text, str) else inspect.formatannotation(text),
+                _REQUIRED if parameter.default is parameter.empty else parameter.default,
+            )
+    module_name = target.partition(":")[0]
+    return Constructor(parameters, takes_any, f"{reason}: imported {module_name}, read with inspect.signature")
+
+
+def model_target(name: str) -> str:
+    """The class of a registered model name, or ``name`` itself when it is an import path."""
+    return name if is_target(name) else MODELS[name].target
+
+
+@cache
+def task_entry(name: str) -> TaskEntry:
+    """A registered task, or a user's task class at ``package.module:ClassName`` (imported).
+
+    A user's task subclasses ``SweepTask`` (usually ``OperatorLearning``, to keep its normalisation and
+    metrics), is built as ``TaskClass(model, training, in_channels=..., out_channels=...)``, computes its loss in
+    ``shared_step(batch, stage)`` and logs ``<stage>_<name>`` with ``log_epoch_mean``. It may declare the metrics
+    it logs (class attribute ``metrics``, e.g. ``("train_loss", "val_loss", "val_rel_l2", ...)``) and the values
+    of the ``loss`` training parameter it accepts (``losses``); those it does not declare are the registered
+    task's it derives from.
+    """
+    if not is_target(name):
+        return TASKS[name]
+    from sweeplab_modules.tasks.base import SweepTask
+
+    cls = _import_user_target(name)
+    if not (isinstance(cls, type) and issubclass(cls, SweepTask)):
+        raise TypeError(f"{name} is not a subclass of sweeplab_modules.tasks.base.SweepTask")
+    registered = {entry.target: entry for entry in TASKS.values()}
+    base = next(
+        (registered[key] for c in cls.__mro__ if (key := f"{c.__module__}:{c.__qualname__}") in registered), None
+    )
+    metrics = tuple(getattr(cls, "metrics", None) or (base.metrics if base else ()))
+    if not metrics:
+        raise TypeError(f"{name} must declare the metrics it logs (class attribute metrics = ('val_loss', ...))")
+    return TaskEntry(
+        name=name,
+        target=name,
+        metrics=metrics,
+        losses=tuple(getattr(cls, "losses", None) or (base.losses if base else ())),
+        description=(inspect.getdoc(cls) or "").split("\n")[0],
+        resolution_metrics=base.resolution_metrics if base else (),
+        base=base.name if base else None,
+    )
+
+
 class _Registry(Mapping[str, Any]):
     def __init__(self, kind: str, entries: list[Any]) -> None:
         self._kind = kind
-        self._entries = {entry.name: entry for entry in entries}
+        self._builtins = {entry.name: entry for entry in entries}
+
+    def _entries(self) -> dict[str, Any]:
+        return self._builtins
 
     def __getitem__(self, name: str) -> Any:
         try:
-            return self._entries[name]
+            return self._entries()[name]
         except KeyError:
-            known = ", ".join(sorted(self._entries))
+            known = ", ".join(sorted(self._entries()))
             raise KeyError(f"unknown {self._kind} {name!r} (known: {known})") from None
 
     def __iter__(self):  # type: ignore[no-untyped-def]
-        return iter(self._entries)
+        return iter(self._entries())
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._entries())
+
+
+BUILTIN_PACKAGE = "sweeplab"
+
+
+class PluginRegistry(_Registry):
+    """The built-in entries and those installed packages register under the entry-point ``group``, loaded at the
+    first lookup. A plugin's entry point is named like the entry it points to (a ``ModelEntry`` for
+    ``sweeplab.models``, a ``DatasetEntry`` for ``sweeplab.datasets``). A name registered twice, or an entry point
+    that cannot be loaded, is kept out and described in ``problems`` (by name)."""
+
+    def __init__(self, kind: str, group: str, entries: list[Any], entry_type: Callable[..., Any]) -> None:
+        super().__init__(kind, entries)
+        self.group = group
+        self._entry_type = entry_type
+        self._loaded: dict[str, Any] | None = None
+        self.sources: dict[str, str] = {}
+        """The package that registered each name (``sweeplab`` for the built-ins)."""
+        self.problems: dict[str, str] = {}
+
+    def _entries(self) -> dict[str, Any]:
+        if self._loaded is None:
+            self._loaded = self._load()
+        return self._loaded
+
+    def reload(self) -> None:
+        """Look for plugins again (after installing one into the running interpreter)."""
+        self._loaded = None
+
+    def _load(self) -> dict[str, Any]:
+        entries = dict(self._builtins)
+        self.sources = dict.fromkeys(entries, BUILTIN_PACKAGE)
+        self.problems = {}
+        for point in importlib.metadata.entry_points(group=self.group):
+            package = point.dist.name if point.dist is not None else point.module
+            if point.name in entries:
+                self.problems[point.name] = (
+                    f"{self._kind} {point.name!r} of package {package!r} clashes with the one of package "
+                    f"{self.sources[point.name]!r}: uninstall one, or rename the plugin's entry point"
+                )
+                continue
+            try:
+                entry = point.load()
+            except Exception as error:  # a broken plugin must not stop the others: it is reported
+                self.problems[point.name] = f"{self._kind} {point.name!r} of package {package!r}: {error}"
+                continue
+            if not isinstance(entry, self._entry_type) or entry.name != point.name:
+                self.problems[point.name] = (
+                    f"entry point {point.name} = {point.value} of package {package!r} must be a "
+                    f"{self._entry_type.__name__} named {point.name!r}"
+                )
+                continue
+            entries[point.name] = entry
+            self.sources[point.name] = package
+        return entries
+
+    def source(self, name: str) -> str:
+        self._entries()
+        return self.sources[name]
 
 
 _OPERATOR_METRICS = (
@@ -293,8 +521,9 @@ TASKS: Mapping[str, TaskEntry] = _Registry(
     ],
 )
 
-MODELS: Mapping[str, ModelEntry] = _Registry(
+MODELS: PluginRegistry = PluginRegistry(
     "model",
+    "sweeplab.models",
     [
         ModelEntry(
             name="fno1d",
@@ -708,10 +937,11 @@ MODELS: Mapping[str, ModelEntry] = _Registry(
             },
         ),
     ],
+    ModelEntry,
 )
 
 
 def build_model(name: str, in_channels: int, out_channels: int, **params: Any) -> Any:
-    """Instantiate registered model ``name`` (imports torch)."""
-    cls = import_target(MODELS[name].target)
+    """Instantiate registered model ``name``, or the class at import path ``name`` (imports torch)."""
+    cls = import_target(model_target(name))
     return cls(in_channels=in_channels, out_channels=out_channels, **params)

@@ -78,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", help="check a study file without running anything")
     validate.add_argument("study", nargs="+", help="study YAML files")
+    validate.add_argument(
+        "--verbose", action="store_true", help="also say how user classes were checked (source read or imported)"
+    )
 
     ui = commands.add_parser("ui", help="start the MLflow UI on 127.0.0.1 against a study's tracking store")
     ui.add_argument("study", nargs="?", help="a study YAML (its tracking URI is used)")
@@ -224,7 +227,7 @@ def _submit(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from sweeplab.commands import validate_command
 
-    return validate_command(args.study)
+    return validate_command(args.study, args.verbose)
 
 
 def _ui(args: argparse.Namespace) -> int:

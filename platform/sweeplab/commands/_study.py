@@ -23,7 +23,8 @@ def load_or_report(path: str) -> Study | None:
         return None
 
 
-def validate_command(paths: Sequence[str]) -> int:
+def validate_command(paths: Sequence[str], verbose: bool = False) -> int:
+    """Check study files; ``verbose`` also says where user code had to be imported to check it."""
     status = EXIT_OK
     for path in paths:
         study = load_or_report(path)
@@ -32,6 +33,9 @@ def validate_command(paths: Sequence[str]) -> int:
             continue
         sizes = ", ".join(f"{p.key} ({len(p.dimensions)} searched)" for p in study.models)
         print(f"{path}: ok - {study.name}: {sizes}; {len(study.shared_dimensions)} shared dimensions")
+        if verbose:
+            for note in study.notes:
+                print(f"  {note}")
     return status
 
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sweeplab_modules.registry import import_target
+from sweeplab_modules.registry import PluginRegistry, import_target
 
 
 @dataclass(frozen=True)
@@ -39,15 +38,20 @@ class DatasetEntry:
         ``in_channels``/``out_channels`` itself (Navier-Stokes: they follow from the number of snapshots)."""
         return getattr(params, "in_channels", self.in_channels), getattr(params, "out_channels", self.out_channels)
 
+    def dims(self, params: Any) -> int:
+        """Spatial dimensions for validated ``params``: the entry's, unless the parameters declare them (files)."""
+        return int(getattr(params, "spatial_dims", self.spatial_dims))
+
     def model_channels(self, params: Any) -> tuple[int, int]:
         """The channels of a model trained on the data: the stored ones, unless the parameters choose another
         layout (Navier-Stokes in autoregressive mode predicts ``step`` snapshots per call)."""
         return getattr(params, "model_channels", self.channels(params))
 
 
-DATASETS: Mapping[str, DatasetEntry] = {
-    entry.name: entry
-    for entry in [
+DATASETS: PluginRegistry = PluginRegistry(
+    "data set",
+    "sweeplab.datasets",
+    [
         DatasetEntry(
             name="darcy",
             params="sweeplab.datagen.darcy:DarcyParams",
@@ -180,5 +184,6 @@ DATASETS: Mapping[str, DatasetEntry] = {
             version="1",
             description="mnist5k images + Gaussian noise (unclipped): noisy -> clean, PSNR (Fang et al. 2024)",
         ),
-    ]
-}
+    ],
+    DatasetEntry,
+)

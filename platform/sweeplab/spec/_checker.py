@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import importlib.util
 import itertools
@@ -23,12 +24,16 @@ from sweeplab.spec._yaml import YamlError, load_with_lines
 from sweeplab_modules.registry import (
     INJECTED_PARAMETERS,
     MODELS,
-    TASKS,
+    Constructor,
+    ModelEntry,
     Parameter,
     TaskEntry,
     constructor_parameters,
     fixed_arguments,
     import_target,
+    is_target,
+    model_constructor,
+    task_entry,
 )
 from sweeplab_modules.stn._settings import SelfTuningSettings
 
@@ -171,9 +176,11 @@ class _Checker:
     def __init__(self, spec: StudySpec) -> None:
         self.spec = spec
         self.issues: list[SpecIssue] = []
+        self.notes: list[str] = []
         self.test_resolutions: tuple[int, ...] = ()
         self.grids: tuple[tuple[str, int], ...] = ()
         """``(data parameter, points per side)`` of every grid a model sees: training and test resolutions."""
+        self.data_dims = 0
 
     def fail(self, location: Location, message: str) -> None:
         self.issues.append(SpecIssue(location, message))
@@ -185,7 +192,7 @@ class _Checker:
         tasks = {plan.entry.task for plan in models}
         if len(tasks) > 1:
             self.fail(("models",), f"all models must serve one task, got {sorted(tasks)}")
-        task = TASKS[tasks.pop()] if len(tasks) == 1 else None
+        task = task_entry(tasks.pop()) if len(tasks) == 1 else None
         shared_fixed, shared_dims = self._check_space(("search",), dict(spec.search), _training_parameters(), "")
         self._check_objectives(models)
         self._check_confirm(models)
@@ -210,6 +217,7 @@ class _Checker:
             hyperparameter_dimensions=tuple(hyperparameter_dims),
             self_tuning_fixed=stn_fixed,
             self_tuning_dimensions=tuple(stn_dims),
+            notes=tuple(self.notes),
         )
         self._check_budget(study)
         return study
@@ -218,10 +226,14 @@ class _Checker:
         data = self.spec.data
         if data.dir is not None:
             self._check_data_dir(Path(data.dir).expanduser())
+        if data.name in DATASETS.problems:
+            self.fail(("data", "name"), DATASETS.problems[data.name])
+            return None, {}, (0, 0)
         if data.name not in DATASETS:
             self.fail(("data", "name"), _unknown("data set", data.name, DATASETS))
             return None, {}, (0, 0)
         entry = DATASETS[data.name]
+        self.data_dims = entry.spatial_dims
         model: type[BaseModel] = entry.params_model()
         try:
             params = model.model_validate(data.params)
@@ -232,6 +244,7 @@ class _Checker:
         resolution = getattr(params, "resolution", None)
         self.grids = (("resolution", resolution),) if resolution else ()
         self.grids += tuple(("test_resolutions", size) for size in self.test_resolutions)
+        self.data_dims = entry.dims(params)
         return entry, params.model_dump(mode="json"), entry.model_channels(params)
 
     def _check_data_dir(self, folder: Path) -> None:
@@ -245,25 +258,29 @@ class _Checker:
     def _check_model(self, index: int, model: Any, dataset: DatasetEntry | None) -> ModelPlan | None:
         where: Location = ("models", index)
         before = len(self.issues)
-        if model.name not in MODELS:
-            self.fail(where + ("name",), _unknown("model", model.name, MODELS))
+        found = self._architecture(where, model, dataset)
+        if found is None:
             return None
-        entry = MODELS[model.name]
+        entry, constructor = found
         if model.key in [m.key for m in self.spec.models[:index]]:
             self.fail(where + ("label" if model.label else "name",), f"{model.key!r} appears twice: give each a label")
-        if dataset is not None and (not dataset.serves(entry.task) or entry.spatial_dims != dataset.spatial_dims):
+        kind = task_entry(entry.task).kind
+        served = is_target(kind) or dataset is None or dataset.serves(kind)  # a bare SweepTask: any data
+        if dataset is not None and (not served or entry.spatial_dims != self.data_dims):
             self.fail(
-                where + ("name",),
-                f"{model.name} is a {entry.spatial_dims}D {entry.task} model, but data set {dataset.name!r} is "
-                f"{dataset.spatial_dims}D {dataset.task} data",
+                where + ("name" if model.name else "task",),
+                f"{model.key} is a {entry.spatial_dims}D {kind} model, but data set {dataset.name!r} is "
+                f"{self.data_dims}D {dataset.task} data",
             )
-        parameters = {**constructor_parameters(entry.target), **_training_parameters()}
+        parameters = {**constructor.parameters, **_training_parameters()}
+        if constructor.open:  # **kwargs: any other key is passed on, unchecked
+            parameters.update({name: Parameter(name, None) for name in {*model.params, *model.search}})
         for name in INJECTED_PARAMETERS:
             parameters.pop(name, None)
         fixed: dict[str, Any] = {}
         if model.preset is not None:
             if model.preset not in entry.presets:
-                self.fail(where + ("preset",), _unknown(f"preset of {model.name}", model.preset, entry.presets))
+                self.fail(where + ("preset",), _unknown(f"preset of {model.key}", model.preset, entry.presets))
             else:
                 fixed.update(
                     self._check_space(where + ("preset",), dict(entry.presets[model.preset]), parameters, "")[0]
@@ -271,7 +288,8 @@ class _Checker:
         for name, value in model.params.items():
             if isinstance(value, dict) and {"low", "high", "choices"} & set(value):
                 self.fail(where + ("params", name), "a search space belongs under 'search', params are fixed")
-        variant_fixed = fixed_arguments(entry.target)  # e.g. spatial_dims of fno2d: part of the registered name
+        # e.g. spatial_dims of fno2d: part of the registered name
+        variant_fixed = fixed_arguments(entry.target) if model.name else {}
         own_params, own_search = (
             {name: value for name, value in space.items() if name not in variant_fixed}
             for space in (model.params, model.search)
@@ -286,9 +304,9 @@ class _Checker:
         given = set(fixed) | {d.target for d in dimensions}
         for name, parameter in parameters.items():
             if parameter.required and name not in given:
-                self.fail(where + ("params",), f"{model.name} needs a value for {name!r}")
+                self.fail(where + ("params",), f"{model.key} needs a value for {name!r}")
         self._check_loss(
-            where + ("params" if "loss" in model.params else "search",), TASKS[entry.task], fixed, dimensions
+            where + ("params" if "loss" in model.params else "search",), task_entry(entry.task), fixed, dimensions
         )
         if entry.grid_check and dataset is not None and len(self.issues) == before:
             self._check_grids(where, model, entry, fixed, dimensions)
@@ -321,6 +339,54 @@ class _Checker:
                     at[-1], f"{name} defaults to {params[name]!r}: "
                 )
                 self.fail(at, f"{origin}{message} (data.params.{key}: {size})")
+
+    def _architecture(
+        self, where: Location, model: Any, dataset: DatasetEntry | None
+    ) -> tuple[ModelEntry, Constructor] | None:
+        """The registry entry of a registered model, or one made for a class given by import path (in the data
+        set's task and dimensions), with the constructor to check the parameters against; None after an issue."""
+        if model.name is not None:
+            if model.name in MODELS.problems:
+                self.fail(where + ("name",), MODELS.problems[model.name])
+                return None
+            if model.name not in MODELS:
+                self.fail(where + ("name",), _unknown("model", model.name, MODELS))
+                return None
+            entry = MODELS[model.name]
+            constructor = Constructor(constructor_parameters(entry.target))
+        else:
+            try:
+                constructor = model_constructor(model.target)
+            except (LookupError, TypeError) as error:
+                self.fail(where + ("target",), str(error))
+                return None
+            how = constructor.imported or "read from its source, not imported"
+            self.notes.append(f"models[{where[1]}] {model.target}: parameters {how}")
+            lacking = sorted(INJECTED_PARAMETERS - set(constructor.parameters))
+            if lacking and not constructor.open:
+                self.fail(
+                    where + ("target",),
+                    f"{model.target} must take in_channels and out_channels (the data's channels are passed to "
+                    f"it); its constructor lacks {' and '.join(lacking)}",
+                )
+                return None
+            entry = ModelEntry(
+                name=model.target,
+                target=model.target,
+                task=dataset.task if dataset is not None else "operator",
+                spatial_dims=self.data_dims,
+                description="",
+            )
+        if model.task is not None:
+            try:
+                task = task_entry(model.task)
+            except (KeyError, LookupError, TypeError) as error:
+                self.fail(where + ("task",), str(error.args[0]) if isinstance(error, KeyError) else str(error))
+                return None
+            if task.target == model.task:
+                self.notes.append(f"models[{where[1]}] task {model.task}: imported to check it is a SweepTask")
+            entry = dataclasses.replace(entry, task=model.task if task.target == model.task else task.name)
+        return entry, constructor
 
     def _check_loss(self, where: Location, task: TaskEntry, fixed: dict[str, Any], dims: list[Dimension]) -> None:
         searched = [d.choices or () for d in dims if d.target == "loss"]

@@ -86,16 +86,39 @@ class DataSpec(_Strict):
     dir: str | None = Field(None, description="data cache folder (default: $SWEEPLAB_DATA_DIR or the user cache)")
 
 
+# ``package.module:ClassName``, the import path of a class (Hydra's ``_target_`` without the last dot).
+IMPORT_PATH = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
+
+
 class ModelSpec(_Strict):
-    name: str = Field(description="a registered architecture")
+    name: str | None = Field(None, description="a registered architecture (or give target)")
+    target: str | None = Field(
+        None, pattern=IMPORT_PATH, description="your own nn.Module by import path, package.module:ClassName"
+    )
+    task: str | None = Field(
+        None,
+        description="the Lightning task: a registered one (operator, classification, contrastive, ...) or your "
+        "SweepTask subclass as package.module:ClassName (default: the architecture's, or the data set's)",
+    )
     label: str | None = Field(None, description="name of this entry in the study (default: name); unique")
     preset: str | None = Field(None, description="a named configuration of the architecture")
     params: dict[str, Any] = Field(default_factory=dict, description="fixed constructor or training parameters")
     search: dict[str, SpaceValue] = Field(default_factory=dict, description="this architecture's search space")
 
+    @model_validator(mode="after")
+    def _name_or_target(self) -> ModelSpec:
+        if (self.name is None) == (self.target is None):
+            raise ValueError("give either name (a registered architecture) or target (package.module:ClassName)")
+        return self
+
+    @property
+    def architecture(self) -> str:
+        """The registered name, or the import path: what builds the model."""
+        return self.name or self.target  # type: ignore[return-value]
+
     @property
     def key(self) -> str:
-        return self.label or self.name
+        return self.label or self.name or self.architecture.rpartition(":")[2]
 
 
 class TrainerSpec(_Strict):

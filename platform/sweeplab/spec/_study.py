@@ -12,7 +12,7 @@ from sweeplab.data._registry import DatasetEntry
 from sweeplab.record import FIT_SECONDS_METRIC, N_PARAMS
 from sweeplab.spec._schema import StudySpec
 from sweeplab.spec._space import MODEL_PARAM, Dimension
-from sweeplab_modules.registry import TASKS, ModelEntry, TaskEntry
+from sweeplab_modules.registry import ModelEntry, TaskEntry, task_entry
 from sweeplab_modules.training import TrainingConfig
 
 if TYPE_CHECKING:
@@ -75,6 +75,8 @@ class Study:
     """The regularisation hyperparameters as sampled dimensions (``hp.<name>``; strategy optuna)."""
     self_tuning_fixed: dict[str, Any] = field(default_factory=dict)
     self_tuning_dimensions: tuple[Dimension, ...] = ()
+    notes: tuple[str, ...] = ()
+    """How the checker learnt what it checked where it had to import user code (``sweeplab validate --verbose``)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_key", {plan.key: plan for plan in self.models})
@@ -148,6 +150,6 @@ class Study:
 
 def metrics_of(entry: ModelEntry, test_resolutions: tuple[int, ...] = ()) -> tuple[str, ...]:
     """Every metric a trial of ``entry`` logs: its task's, per test resolution, and the platform's."""
-    task = TASKS[entry.task]
+    task = task_entry(entry.task)
     per_resolution = tuple(f"{metric}_{size}" for metric in task.resolution_metrics for size in test_resolutions)
     return task.metrics + per_resolution + PLATFORM_METRICS
