@@ -24,8 +24,7 @@ import json
 import os
 import tempfile
 import warnings
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from sweeplab.data._lock import exclusive
 from sweeplab.data._registry import DATASETS, DatasetEntry
 from sweeplab.data._splits import extra_test_resolutions, keys_at_resolution
 from sweeplab.data._types import OperatorData
@@ -88,6 +88,10 @@ def output_relevant_params(validated: Any) -> dict[str, Any]:
 
 
 def _identity_of(entry: DatasetEntry, validated: Any) -> str:
+    if entry.reads_files:
+        from sweeplab.data._files import files_identity
+
+        return files_identity(validated, output_relevant_params(validated))
     canonical = json.dumps(
         {"name": entry.name, "params": output_relevant_params(validated), "version": entry.version},
         sort_keys=True,
@@ -203,22 +207,6 @@ def _fsync_directory(directory: Path) -> None:
         os.close(descriptor)
 
 
-@contextmanager
-def _exclusive(lock_path: Path) -> Iterator[None]:
-    """Hold an advisory lock so that parallel trials generate a data set once, not once each (POSIX only)."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: no lock; concurrent writers still leave a valid file, just do more work
-        yield
-        return
-    with open(lock_path, "a") as lock_file:
-        fcntl.flock(lock_file, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock_file, fcntl.LOCK_UN)
-
-
 def _intact_arrays(
     path: Path, entry: DatasetEntry, validated: Any, report_damage: bool
 ) -> dict[str, np.ndarray] | None:
@@ -282,7 +270,7 @@ def _cached_arrays(
     arrays = _intact_arrays(path, entry, validated, report_damage=True)
     if arrays is not None:
         return arrays, False
-    with _exclusive(path.parent / f".{entry.name}-{identity}.lock"):
+    with exclusive(path.parent / f".{entry.name}-{identity}.lock"):
         arrays = _intact_arrays(path, entry, validated, report_damage=False)  # written while we waited?
         if arrays is not None:
             return arrays, False
@@ -303,6 +291,13 @@ def load_dataset(
     """Data set ``name`` with ``params``: read from the cache in ``data_dir`` (default:
     ``default_data_dir()``) if an intact copy is there, otherwise generated and stored.
     """
+    entry = _entry(name)
+    if entry.reads_files:
+        from sweeplab.data._files import load_files
+
+        validated = _validated_params(entry, params)
+        directory = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
+        return load_files(validated, output_relevant_params(validated), directory)
     entry, validated, identity, path = _locate(name, params, data_dir)
     arrays, _ = _cached_arrays(entry, validated, identity, path)
     test_at_resolution = {}

@@ -26,6 +26,11 @@ class DatasetEntry:
     description: str
     other_tasks: tuple[str, ...] = ()
     """Further tasks whose models train on this data (labelled images serve several representation tasks)."""
+    check: str | None = None
+    """Import path of ``problems(validated params) -> [(field path, message)]``, run by the checker before
+    anything is written (the files data set: missing files or fields, shapes, non-finite values)."""
+    reads_files: bool = False
+    """Read from the user's files (``data/_files.py``) rather than generated into the cache."""
 
     def serves(self, task: str) -> bool:
         return task == self.task or task in self.other_tasks
@@ -52,6 +57,20 @@ DATASETS: PluginRegistry = PluginRegistry(
     "data set",
     "sweeplab.datasets",
     [
+        # The user's own files; its spatial dimensions and channels come from its parameters and the files.
+        DatasetEntry(
+            name="files",
+            params="sweeplab.data._files:FilesParams",
+            generate="",
+            task="operator",
+            spatial_dims=0,
+            in_channels=0,
+            out_channels=0,
+            version="1",
+            description="your own files: MATLAB v5/v7.3 (FNO), HDF5 (PDEBench), .npz, .pt",
+            check="sweeplab.data._files:file_problems",
+            reads_files=True,
+        ),
         DatasetEntry(
             name="darcy",
             params="sweeplab.datagen.darcy:DarcyParams",

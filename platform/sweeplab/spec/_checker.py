@@ -177,6 +177,7 @@ class _Checker:
         self.spec = spec
         self.issues: list[SpecIssue] = []
         self.notes: list[str] = []
+        self.source = "<study>"
         self.test_resolutions: tuple[int, ...] = ()
         self.grids: tuple[tuple[str, int], ...] = ()
         """``(data parameter, points per side)`` of every grid a model sees: training and test resolutions."""
@@ -187,6 +188,7 @@ class _Checker:
 
     def resolve(self, source: str, text: str) -> Study | None:
         spec = self.spec
+        self.source = source
         dataset, data_params, data_channels = self._check_data()
         models = [plan for index, m in enumerate(spec.models) if (plan := self._check_model(index, m, dataset))]
         tasks = {plan.entry.task for plan in models}
@@ -236,10 +238,18 @@ class _Checker:
         self.data_dims = entry.spatial_dims
         model: type[BaseModel] = entry.params_model()
         try:
-            params = model.model_validate(data.params)
+            # Paths in the parameters (the files data set) are the study file's folder's.
+            base = Path(self.source).parent if Path(self.source).is_file() else Path.cwd()
+            params = model.model_validate(data.params, context={"base": base})
         except ValidationError as error:
             self.issues += _pydantic_issues(error.errors(), data.params, ("data", "params"), list(model.model_fields))
             return entry, {}, (0, 0)
+        if entry.check is not None:
+            problems = import_target(entry.check)(params)
+            for field, message in problems:
+                self.fail(("data", "params", *field), message)
+            if problems:
+                return entry, {}, (0, 0)
         self.test_resolutions = tuple(getattr(params, "test_resolutions", ()))
         resolution = getattr(params, "resolution", None)
         self.grids = (("resolution", resolution),) if resolution else ()
