@@ -96,9 +96,17 @@ def _invalid(capsys: pytest.CaptureFixture[str], study: Path) -> str:
     return capsys.readouterr().err
 
 
-def test_a_model_by_import_path_trains_next_to_fno2d_and_is_compared(
+def test_a_model_by_import_path_trains_next_to_fno2d_on_the_users_mat_file_and_is_compared(
     tmp_path: Path, user_module: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    import scipy.io
+
+    coefficient, solution = _fields(n=16, size=17)
+    scipy.io.savemat(tmp_path / "darcy.mat", {"coeff": coefficient, "sol": solution})
+    data = (
+        "{name: files, params: {path: darcy.mat, input: coeff, output: sol, spatial_dims: 2, resolution: 9, "
+        "n_train: 8, n_val: 4, n_test: 4}}"
+    )
     study_file = _study(
         tmp_path,
         f"""\
@@ -107,15 +115,16 @@ def test_a_model_by_import_path_trains_next_to_fno2d_and_is_compared(
           label: mine
           search: {{width: {{choices: [6]}}, activation: {{choices: [tanh]}}}}
         """,
+        data,
     )
     assert main(["validate", "--verbose", str(study_file)]) == 0
     out = capsys.readouterr().out
     assert f"{user_module}:PointwiseNet: parameters read from its source, not imported" in out
     assert main(["run", str(study_file)]) == 0
-    capsys.readouterr()
+    assert "2 trials finished" in capsys.readouterr().err
     assert main(["compare", str(study_file), "--format", "markdown"]) == 0
     table = capsys.readouterr().out
-    assert "fno2d" in table and "mine" in table
+    assert "| fno2d |" in table and "| mine |" in table, table
 
 
 def test_validation_reads_the_users_source_without_importing_torch(tmp_path: Path, user_module: str) -> None:
@@ -237,3 +246,151 @@ def test_an_unknown_metric_of_a_users_task_is_reported(
 def test_study_errors_are_raised_by_the_python_api_too(tmp_path: Path) -> None:
     with pytest.raises(StudyError):
         load_study(_study(tmp_path, "- {target: 'nowhere_at_all.nets:Net'}"))
+
+
+# -- data from files ---------------------------------------------------------------------------------------------------
+def _fields(n: int = 12, size: int = 9, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A coefficient and a solution-like field, (n, size, size), float64 as MATLAB writes them."""
+    rng = np.random.default_rng(seed)
+    coefficient = rng.random((n, size, size))
+    return coefficient, np.cumsum(coefficient, axis=1)
+
+
+def _load(params: dict, tmp_path: Path):  # type: ignore[no-untyped-def]
+    from sweeplab.data import load_dataset
+    from sweeplab.data._files import FilesParams, file_problems
+
+    validated = FilesParams.model_validate(params, context={"base": tmp_path})
+    assert file_problems(validated) == []
+    return load_dataset("files", validated.model_dump(mode="json"), data_dir=tmp_path / "cache")
+
+
+def _write_mat73(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """A MATLAB v7.3 file as MATLAB writes it: HDF5 behind a 512-byte header, arrays column-major (transposed)."""
+    import h5py
+
+    with h5py.File(path, "w", userblock_size=512) as handle:
+        for key, array in arrays.items():
+            handle.create_dataset(key, data=array.T)
+    header = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Sun Dec  6 00:00:00 2026 HDF5 schema 1.00 ."
+    with open(path, "r+b") as raw:
+        raw.write(header.ljust(116) + b"\0" * 8 + b"\x00\x02IM")
+
+
+def test_mat_v5_and_v73_give_the_same_arrays_subsampled_as_the_fno_scripts(tmp_path: Path) -> None:
+    import scipy.io
+
+    coefficient, solution = _fields(size=9)
+    scipy.io.savemat(tmp_path / "v5.mat", {"coeff": coefficient, "sol": solution})
+    _write_mat73(tmp_path / "v73.mat", {"coeff": coefficient, "sol": solution})
+    split = {"n_train": 8, "n_val": 2, "n_test": 2, "input": "coeff", "output": "sol", "spatial_dims": 2}
+    v5 = _load({"path": "v5.mat", "resolution": 5, **split}, tmp_path)
+    v73 = _load({"path": "v73.mat", "resolution": 5, **split}, tmp_path)
+    # the FNO Darcy script: x[:ntrain, ::r, ::r][:, :s, :s] with r = (421 - 1) / (s - 1); the test set last
+    expected = coefficient[:8, ::2, ::2][:, None].astype(np.float32)
+    np.testing.assert_array_equal(v5.x_train, expected)
+    np.testing.assert_array_equal(v73.x_train, expected)
+    np.testing.assert_array_equal(v73.y_test, solution[10:, ::2, ::2][:, None].astype(np.float32))
+    assert isinstance(v5.x_train, np.memmap)  # memory-mapped, not read into each worker's memory
+    assert v5.identity != v73.identity  # different bytes
+
+
+def test_pdebench_layouts_1d_tensor_and_2d_groups_per_sample(tmp_path: Path) -> None:
+    import h5py
+
+    rng = np.random.default_rng(1)
+    tensor = rng.random((10, 5, 16))  # PDEBench 1D: (samples, time, x), e.g. 1D_Advection_Sols_beta0.1.hdf5
+    with h5py.File(tmp_path / "1D_Advection.hdf5", "w") as handle:
+        handle["tensor"] = tensor.astype(np.float32)
+        handle["x-coordinate"] = np.linspace(0, 1, 16)
+        handle["t-coordinate"] = np.linspace(0, 2, 6)
+    data = _load(
+        {"path": "1D_Advection.hdf5", "input": "tensor", "output": "tensor", "layout": "pdebench",
+         "spatial_dims": 1, "input_steps": [0], "output_steps": [-1], "resolution": 8,
+         "n_train": 6, "n_val": 2, "n_test": 2},
+        tmp_path,
+    )
+    np.testing.assert_array_equal(data.x_train, tensor[:6, [0], ::2].astype(np.float32))
+    np.testing.assert_array_equal(data.y_val, tensor[6:8, [4], ::2].astype(np.float32))
+    # PDEBench 2D diffusion-reaction: one group per sample, "data" (time, x, y, channels)
+    fields = rng.random((6, 3, 8, 8, 2))
+    with h5py.File(tmp_path / "2D_diff-react.h5", "w") as handle:
+        for index, sample in enumerate(fields):
+            handle[f"{index:04d}/data"] = sample.astype(np.float32)
+            handle[f"{index:04d}/grid/x"] = np.linspace(-1, 1, 8)
+    data = _load(
+        {"path": "2D_diff-react.h5", "input": "data", "output": "data", "layout": "pdebench", "spatial_dims": 2,
+         "input_steps": [0], "output_steps": [1, 2], "n_train": 4, "n_val": 1, "n_test": 1},
+        tmp_path,
+    )
+    assert data.x_train.shape == (4, 2, 8, 8) and data.y_train.shape == (4, 4, 8, 8)
+    np.testing.assert_array_equal(data.y_test[0, 2], fields[5, 2, :, :, 0].astype(np.float32))
+
+
+def test_npz_and_pt_files_one_per_split_and_identity_is_the_content(tmp_path: Path) -> None:
+    import torch
+
+    coefficient, solution = _fields(n=6)
+    for split, rows in (("train", slice(0, 4)), ("val", slice(4, 5)), ("test", slice(5, 6))):
+        np.savez(tmp_path / f"{split}.npz", a=coefficient[rows], u=solution[rows])
+        torch.save({"a": torch.from_numpy(coefficient[rows]), "u": torch.from_numpy(solution[rows])},
+                   tmp_path / f"{split}.pt")
+    params = {"input": "a", "output": "u", "spatial_dims": 2}
+    npz = _load({"path": {s: f"{s}.npz" for s in ("train", "val", "test")}, **params}, tmp_path)
+    pt = _load({"path": {s: f"{s}.pt" for s in ("train", "val", "test")}, **params}, tmp_path)
+    for split in ("train", "val", "test"):
+        np.testing.assert_array_equal(getattr(npz, f"x_{split}"), getattr(pt, f"x_{split}"))
+    assert npz.x_train.shape == (4, 1, 9, 9) and npz.y_test.shape == (1, 1, 9, 9)
+    # a moved file is the same data; other loading parameters or other bytes are not
+    (tmp_path / "moved").mkdir()
+    for split in ("train", "val", "test"):
+        (tmp_path / f"{split}.npz").rename(tmp_path / "moved" / f"{split}.npz")
+    moved = _load({"path": {s: f"moved/{s}.npz" for s in ("train", "val", "test")}, **params}, tmp_path)
+    assert moved.identity == npz.identity
+    strided = _load({"path": {s: f"moved/{s}.npz" for s in ("train", "val", "test")}, "resolution": 5, **params},
+                    tmp_path)
+    assert strided.identity != npz.identity
+
+
+def test_a_shared_file_split_at_random_by_seed(tmp_path: Path) -> None:
+    coefficient, solution = _fields(n=10)
+    np.savez(tmp_path / "all.npz", a=coefficient, u=solution)
+    params = {"path": "all.npz", "input": "a", "output": "u", "spatial_dims": 2, "n_train": 6, "n_val": 2,
+              "n_test": 2, "shuffle": True}
+    first, again, other = (_load(params | {"seed": seed}, tmp_path) for seed in (0, 0, 1))
+    np.testing.assert_array_equal(first.x_train, again.x_train)
+    assert first.identity != other.identity
+    rows = sorted(int(np.argwhere((coefficient.astype(np.float32) == x[0]).all(axis=(1, 2)))[0, 0]) for x in first.x_train)
+    assert rows != list(range(6)) and len(set(rows)) == 6
+
+
+@pytest.mark.parametrize(
+    ("params", "field", "message"),
+    [
+        ("path: missing.mat", "data.params.path", "no such file"),
+        ("path: {train: darcy.mat, test: missing.npz}", "data.params.path.test", "no such file"),
+        ("path: darcy.mat, input: kappa", "data.params.input", "has no field 'kappa' (fields: coeff, sol"),
+        ("path: darcy.mat, spatial_dims: 3", "data.params.input", "wants (samples, *grid) or (samples, *grid, ch"),
+        ("path: darcy.mat, resolution: 4", "data.params.resolution", "not a subsample by stride of the files' 9"),
+        ("path: darcy.mat, n_train: 20", "data.params.n_train", "n_train 20 + n_val 2 + n_test 2 > the 12 samples"),
+        ("path: darcy.mat, input_steps: [0]", "data.params.input_steps", "no time or channel axis"),
+        ("path: nan.mat", "data.params.output", "'sol' of nan.mat is not finite at sample 3 (a train sample)"),
+        ("path: darcy.mat, n_test: 0", "data.params.n_test", "greater than or equal to 1"),
+    ],
+)
+def test_bad_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], params: str, field: str, message: str
+) -> None:
+    import scipy.io
+
+    coefficient, solution = _fields()
+    scipy.io.savemat(tmp_path / "darcy.mat", {"coeff": coefficient, "sol": solution})
+    solution[3, 2, 2] = np.nan
+    scipy.io.savemat(tmp_path / "nan.mat", {"coeff": coefficient, "sol": solution})
+    defaults = {"input": "coeff", "output": "sol", "spatial_dims": "2", "n_train": "8", "n_val": "2", "n_test": "2"}
+    given = dict(part.split(": ", 1) for part in re.split(r", (?![^{]*})", params))
+    data = "{name: files, params: {" + ", ".join(f"{k}: {v}" for k, v in (defaults | given).items()) + "}}"
+    study_file = _study(tmp_path, "- {name: fno2d, params: {width: 4, modes: 3, n_layers: 1}}", data)
+    error = _invalid(capsys, study_file)
+    assert f"study.yaml:3 {field}: " in error and message in error, error
+    assert not (tmp_path / "cache").exists()
