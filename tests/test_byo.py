@@ -176,10 +176,14 @@ def test_bad_models_by_import_path(
     assert message in error, error
 
 
-def test_an_exception_inside_a_user_model_fails_its_trial_only(tmp_path: Path, user_module: str) -> None:
+def test_an_exception_inside_a_user_model_fails_its_trial_only_and_the_python_api_says_so(
+    tmp_path: Path, user_module: str
+) -> None:
+    """Also the notebook API: a dict in, the outcome (best trial, MLflow run ids) out."""
     import optuna
+    import yaml
 
-    from sweeplab.run import run_study
+    import sweeplab
 
     study_file = _study(
         tmp_path,
@@ -188,8 +192,11 @@ def test_an_exception_inside_a_user_model_fails_its_trial_only(tmp_path: Path, u
         - {{target: {user_module}:PointwiseNet, label: fine}}
         """,
     )
-    outcome = run_study(load_study(study_file))
-    assert outcome.best_model == "fine"
+    as_dict = yaml.safe_load(study_file.read_text())
+    assert sweeplab.load_study(as_dict).models[1].key == "fine"
+    outcome = sweeplab.run_study(as_dict)
+    assert outcome.best_model == "fine" and outcome.finished == 2
+    assert set(outcome.run_ids) == {0, 1} and outcome.best_run_id == outcome.run_ids[outcome.best_trial]
     trials = optuna.load_study(study_name="byo", storage=f"sqlite:///{tmp_path}/optuna.db").trials
     failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
     assert len(failed) == 1 and "the user's forward failed" in failed[0].user_attrs[REASON_ATTR]
@@ -305,9 +312,19 @@ def test_pdebench_layouts_1d_tensor_and_2d_groups_per_sample(tmp_path: Path) -> 
         handle["x-coordinate"] = np.linspace(0, 1, 16)
         handle["t-coordinate"] = np.linspace(0, 2, 6)
     data = _load(
-        {"path": "1D_Advection.hdf5", "input": "tensor", "output": "tensor", "layout": "pdebench",
-         "spatial_dims": 1, "input_steps": [0], "output_steps": [-1], "resolution": 8,
-         "n_train": 6, "n_val": 2, "n_test": 2},
+        {
+            "path": "1D_Advection.hdf5",
+            "input": "tensor",
+            "output": "tensor",
+            "layout": "pdebench",
+            "spatial_dims": 1,
+            "input_steps": [0],
+            "output_steps": [-1],
+            "resolution": 8,
+            "n_train": 6,
+            "n_val": 2,
+            "n_test": 2,
+        },
         tmp_path,
     )
     np.testing.assert_array_equal(data.x_train, tensor[:6, [0], ::2].astype(np.float32))
@@ -319,8 +336,18 @@ def test_pdebench_layouts_1d_tensor_and_2d_groups_per_sample(tmp_path: Path) -> 
             handle[f"{index:04d}/data"] = sample.astype(np.float32)
             handle[f"{index:04d}/grid/x"] = np.linspace(-1, 1, 8)
     data = _load(
-        {"path": "2D_diff-react.h5", "input": "data", "output": "data", "layout": "pdebench", "spatial_dims": 2,
-         "input_steps": [0], "output_steps": [1, 2], "n_train": 4, "n_val": 1, "n_test": 1},
+        {
+            "path": "2D_diff-react.h5",
+            "input": "data",
+            "output": "data",
+            "layout": "pdebench",
+            "spatial_dims": 2,
+            "input_steps": [0],
+            "output_steps": [1, 2],
+            "n_train": 4,
+            "n_val": 1,
+            "n_test": 1,
+        },
         tmp_path,
     )
     assert data.x_train.shape == (4, 2, 8, 8) and data.y_train.shape == (4, 4, 8, 8)
@@ -333,8 +360,9 @@ def test_npz_and_pt_files_one_per_split_and_identity_is_the_content(tmp_path: Pa
     coefficient, solution = _fields(n=6)
     for split, rows in (("train", slice(0, 4)), ("val", slice(4, 5)), ("test", slice(5, 6))):
         np.savez(tmp_path / f"{split}.npz", a=coefficient[rows], u=solution[rows])
-        torch.save({"a": torch.from_numpy(coefficient[rows]), "u": torch.from_numpy(solution[rows])},
-                   tmp_path / f"{split}.pt")
+        torch.save(
+            {"a": torch.from_numpy(coefficient[rows]), "u": torch.from_numpy(solution[rows])}, tmp_path / f"{split}.pt"
+        )
     params = {"input": "a", "output": "u", "spatial_dims": 2}
     npz = _load({"path": {s: f"{s}.npz" for s in ("train", "val", "test")}, **params}, tmp_path)
     pt = _load({"path": {s: f"{s}.pt" for s in ("train", "val", "test")}, **params}, tmp_path)
@@ -347,20 +375,30 @@ def test_npz_and_pt_files_one_per_split_and_identity_is_the_content(tmp_path: Pa
         (tmp_path / f"{split}.npz").rename(tmp_path / "moved" / f"{split}.npz")
     moved = _load({"path": {s: f"moved/{s}.npz" for s in ("train", "val", "test")}, **params}, tmp_path)
     assert moved.identity == npz.identity
-    strided = _load({"path": {s: f"moved/{s}.npz" for s in ("train", "val", "test")}, "resolution": 5, **params},
-                    tmp_path)
+    strided = _load(
+        {"path": {s: f"moved/{s}.npz" for s in ("train", "val", "test")}, "resolution": 5, **params}, tmp_path
+    )
     assert strided.identity != npz.identity
 
 
 def test_a_shared_file_split_at_random_by_seed(tmp_path: Path) -> None:
     coefficient, solution = _fields(n=10)
     np.savez(tmp_path / "all.npz", a=coefficient, u=solution)
-    params = {"path": "all.npz", "input": "a", "output": "u", "spatial_dims": 2, "n_train": 6, "n_val": 2,
-              "n_test": 2, "shuffle": True}
+    params = {
+        "path": "all.npz",
+        "input": "a",
+        "output": "u",
+        "spatial_dims": 2,
+        "n_train": 6,
+        "n_val": 2,
+        "n_test": 2,
+        "shuffle": True,
+    }
     first, again, other = (_load(params | {"seed": seed}, tmp_path) for seed in (0, 0, 1))
     np.testing.assert_array_equal(first.x_train, again.x_train)
     assert first.identity != other.identity
-    rows = sorted(int(np.argwhere((coefficient.astype(np.float32) == x[0]).all(axis=(1, 2)))[0, 0]) for x in first.x_train)
+    stored = coefficient.astype(np.float32)
+    rows = sorted(int(np.argwhere((stored == x[0]).all(axis=(1, 2)))[0, 0]) for x in first.x_train)
     assert rows != list(range(6)) and len(set(rows)) == 6
 
 
@@ -378,9 +416,7 @@ def test_a_shared_file_split_at_random_by_seed(tmp_path: Path) -> None:
         ("path: darcy.mat, n_test: 0", "data.params.n_test", "greater than or equal to 1"),
     ],
 )
-def test_bad_files(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], params: str, field: str, message: str
-) -> None:
+def test_bad_files(tmp_path: Path, capsys: pytest.CaptureFixture[str], params: str, field: str, message: str) -> None:
     import scipy.io
 
     coefficient, solution = _fields()

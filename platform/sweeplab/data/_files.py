@@ -154,9 +154,7 @@ def _open_field(path: str, key: str, stack: list[Any]) -> _Field:
         if key not in loaded:
             raise KeyError(key)
         tensor = loaded[key]
-        return _Field(
-            tuple(tensor.shape), lambda i: tensor[i if isinstance(i, slice) else torch.from_numpy(i)].numpy()
-        )
+        return _Field(tuple(tensor.shape), lambda i: tensor[i if isinstance(i, slice) else torch.from_numpy(i)].numpy())
     import h5py
 
     if h5py.is_hdf5(path):
@@ -319,7 +317,8 @@ class _Plan:
             counts[splits[0]] = n
         missing = [split for split, count in counts.items() if count is None]
         if missing:
-            raise _FileProblem((f"n_{missing[0]}",), f"required: {', '.join(splits)} share {Path(path).name} ({n} samples)")
+            shared = f"{', '.join(splits)} share {Path(path).name} ({n} samples)"
+            raise _FileProblem((f"n_{missing[0]}",), f"required: {shared}")
         if sum(counts.values()) > n:
             asked = " + ".join(f"n_{s} {c}" for s, c in counts.items())
             raise _FileProblem((f"n_{splits[0]}",), f"{asked} > the {n} samples of {Path(path).name}")

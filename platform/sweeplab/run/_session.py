@@ -12,10 +12,10 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -27,6 +27,7 @@ from sweeplab.record import (
     MODEL_ATTR,
     REASON_TAG,
     RETRY_OF_ATTR,
+    RUN_ATTR,
     STATE_TAG,
     best_trials,
     finished_trials,
@@ -56,6 +57,10 @@ class StudyOutcome:
     best_model: str | None
     pareto_trials: list[int]
     interrupted: bool
+    best_run_id: str | None = None
+    """The MLflow run of the best trial (of the first on the Pareto front): its metrics, model and checkpoint."""
+    run_ids: dict[int, str] = field(default_factory=dict)
+    """Every trial's MLflow run (its latest attempt), by trial number."""
 
 
 class StudyInterruptedError(KeyboardInterrupt):
@@ -429,6 +434,12 @@ class StudyRunner:
             best_model=best[0].user_attrs.get(MODEL_ATTR) if best else None,
             pareto_trials=[t.number for t in best] if len(self.study.metrics) > 1 else [],
             interrupted=interrupted,
+            best_run_id=best[0].user_attrs.get(RUN_ATTR) if best else None,
+            run_ids={
+                trial.number: trial.user_attrs[RUN_ATTR]
+                for trial in optuna_study.get_trials(deepcopy=False)
+                if RUN_ATTR in trial.user_attrs
+            },
         )
 
 
@@ -454,11 +465,20 @@ def _in_flight(optuna_study: optuna.Study, states: tuple[TrialState, ...]) -> bo
 
 
 def run_study(
-    study: Study,
+    study: Study | str | Path | Mapping[str, Any],
     storage: str | None = None,
     tracking_uri: str | None = None,
     n_trials: int | None = None,
     console: Console | None = None,
 ) -> StudyOutcome:
-    """Run (or resume) ``study`` until its budget of finished trials is reached."""
+    """Run (or resume) ``study`` until its budget of finished trials is reached.
+
+    ``study`` is a loaded ``Study``, the path of a study YAML file, or a dict with the same keys (from a
+    notebook); a file or dict is checked first (``StudyError`` naming the field of every problem). ``storage``,
+    ``tracking_uri`` and ``n_trials`` override the study's.
+    """
+    from sweeplab.spec import load_study
+
+    if not isinstance(study, Study):
+        study = load_study(study)
     return StudyRunner(study, storage, tracking_uri, n_trials, console).run()

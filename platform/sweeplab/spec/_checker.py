@@ -75,8 +75,13 @@ def url_problem(key: str, url: str) -> str | None:
     return None
 
 
-def load_study(path: str | Path) -> Study:
-    """Read and check a study file; raise StudyError naming file, line and field of every problem."""
+def load_study(path: str | Path | Mapping[str, Any]) -> Study:
+    """Read and check a study file, or a dict with the same keys (a notebook's); raise StudyError naming file,
+    line and field of every problem (a dict's lines are those of its YAML form, ``study.text``)."""
+    if isinstance(path, Mapping):
+        import yaml
+
+        return parse_study(yaml.safe_dump(dict(path), sort_keys=False), "<dict>")
     path = Path(path)
     try:
         data = path.read_bytes()
