@@ -430,3 +430,114 @@ def test_bad_files(tmp_path: Path, capsys: pytest.CaptureFixture[str], params: s
     error = _invalid(capsys, study_file)
     assert f"study.yaml:3 {field}: " in error and message in error, error
     assert not (tmp_path / "cache").exists()
+
+
+# -- plugins -----------------------------------------------------------------------------------------------------------
+def test_the_example_plugin_installs_and_runs_a_study(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """examples/plugin, installed with ``pip install -e`` into a throwaway environment that sees this one's
+    packages (the shared environment is left alone): its model and data set are listed with their package and
+    a study runs with them. No pip of its own: this environment's pip and setuptools build it, offline."""
+    import shutil
+
+    import yaml
+
+    source = shutil.copytree(REPO / "examples" / "plugin", tmp_path / "plugin")  # the build writes egg-info there
+    environment = tmp_path / "venv"
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(environment)], check=True
+    )
+    python = str(environment / "bin" / "python")
+    install = [python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index", "-e"]
+    subprocess.run([*install, str(source)], check=True, capture_output=True)
+    env = {
+        "PATH": f"{environment / 'bin'}:/usr/bin:/bin",
+        "PYTHONPATH": f"{REPO / 'platform'}:{REPO / 'modules'}",
+        "SWEEPLAB_DATA_DIR": str(tmp_path / "data"),
+        "HOME": str(tmp_path),
+    }
+
+    def sweeplab(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([python, "-m", "sweeplab", *args], capture_output=True, text=True, env=env, cwd=tmp_path)
+
+    listed = sweeplab("models")
+    assert listed.returncode == 0, listed.stderr
+    assert any("conv_operator1d" in line and "sweeplab-plugin-example" in line for line in listed.stdout.splitlines())
+    available = sweeplab("data", "ls", "--available")
+    assert any("heat1d" in line and "sweeplab-plugin-example" in line for line in available.stdout.splitlines())
+    # The study runs in this process (torch is loaded already), on the plugin as the environment installed it.
+    import site
+
+    from sweeplab.data import DATASETS
+    from sweeplab.run import run_study
+    from sweeplab_modules.registry import MODELS
+
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
+    site.addsitedir(str(next(environment.glob("lib/python*/site-packages"))))
+    MODELS.reload()
+    DATASETS.reload()
+    try:
+        study = (source / "study.yaml").read_text()
+        for long, short in (
+            ("n_train: 200, n_val: 50, n_test: 50", "n_train: 20, n_val: 10, n_test: 10"),
+            ("max_epochs: 20", "max_epochs: 1, num_threads: 1"),
+            ("n_trials: 8", "n_trials: 2"),
+            ("lr: {low: 1.0e-4, high: 1.0e-2, log: true}", "lr: 1.0e-3"),
+        ):
+            study = study.replace(long, short)
+        study += f"sampler: grid\nstorage: sqlite:///{tmp_path}/optuna.db\ntracking: {{uri: 'sqlite:///{tmp_path}/mlflow.db'}}\n"
+        outcome = run_study(yaml.safe_load(study))
+        assert outcome.finished == 2 and outcome.best_model in ("conv_operator1d", "fno1d")
+    finally:
+        monkeypatch.undo()
+        MODELS.reload()
+        DATASETS.reload()
+
+
+def test_the_example_data_set_is_the_exact_heat_solution() -> None:
+    sys.path.insert(0, str(REPO / "examples" / "plugin"))
+    try:
+        from sweeplab_plugin_example.data import Heat1dParams, generate_heat1d
+    finally:
+        sys.path.remove(str(REPO / "examples" / "plugin"))
+    params = Heat1dParams(resolution=64, n_train=4, n_val=1, n_test=1, viscosity=0.02, time=0.3)
+    arrays = generate_heat1d(params)
+    k = np.fft.rfftfreq(64, d=1 / 64)
+    decayed = np.fft.irfft(np.fft.rfft(arrays["x_train"]) * np.exp(-0.02 * (2 * np.pi * k) ** 2 * 0.3), n=64)
+    np.testing.assert_allclose(arrays["y_train"], decayed, atol=1e-5)
+
+
+def _fake_distribution(site: Path, name: str, entry_points: str) -> None:
+    """An installed distribution as importlib.metadata finds it: a .dist-info folder on sys.path."""
+    info = site / f"{name}-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(entry_points)
+
+
+def test_a_plugin_name_clashing_with_a_built_in_is_an_error_naming_both_packages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sweeplab.data import DATASETS
+    from sweeplab_modules.registry import MODELS
+
+    _fake_distribution(
+        tmp_path / "site",
+        "clashing-plugin",
+        "[sweeplab.models]\nfno2d = clashing_plugin:MODEL\n\n[sweeplab.datasets]\ndarcy = clashing_plugin:DATA\n",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    MODELS.reload()
+    DATASETS.reload()
+    try:
+        assert main(["models"]) == 2
+        message = "model 'fno2d' of package 'clashing-plugin' clashes with the one of package 'sweeplab'"
+        assert message in capsys.readouterr().err
+        assert main(["data", "ls", "--available"]) == 2
+        assert "data set 'darcy' of package 'clashing-plugin' clashes" in capsys.readouterr().err
+        error = _invalid(capsys, _study(tmp_path, "- {name: fno2d, params: {width: 4}}"))
+        assert f"study.yaml:5 models[0].name: {message}" in error and "study.yaml:3 data.name:" in error, error
+    finally:
+        monkeypatch.undo()
+        MODELS.reload()
+        DATASETS.reload()

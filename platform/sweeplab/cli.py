@@ -145,6 +145,10 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--data-dir", type=Path, help="data cache (default $SWEEPLAB_DATA_DIR or the user cache)")
     listing = data_commands.add_parser("ls", help="list the cached data sets")
     listing.add_argument("--data-dir", type=Path, help="data cache (default $SWEEPLAB_DATA_DIR or the user cache)")
+    listing.add_argument(
+        "--available", action="store_true", help="list the data sets a study can name (built in and plugins')"
+    )
+    commands.add_parser("models", help="list the models a study can name, built in and from installed plugins")
     return parser
 
 
@@ -255,7 +259,13 @@ def _data(args: argparse.Namespace) -> int:
 
     if args.data_command == "generate":
         return generate_command(args.name, args.param, args.data_dir)
-    return list_command(args.data_dir)
+    return list_command(args.data_dir, args.available)
+
+
+def _models(args: argparse.Namespace) -> int:
+    from sweeplab.commands import models_command
+
+    return models_command()
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -279,6 +289,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "studies": _studies,
     "compare": _compare,
     "data": _data,
+    "models": _models,
     "replay": _replay,
     "predict": _predict,
 }

@@ -24,6 +24,7 @@ _COMMANDS = {
     "generate_command": "_data",
     "list_command": "_data",
     "predict_command": "_predict",
+    "models_command": "_models",
     "replay_command": "_replay",
     "run_command": "_study",
     "studies_command": "_studies",

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sweeplab.commands._exit import EXIT_INVALID, EXIT_OK
+from sweeplab.commands._models import print_registry
 from sweeplab.data._cache import (
     CachedDataset,
     cached_datasets,
@@ -79,6 +80,9 @@ def generate_command(name: str, assignments: Sequence[str], data_dir: Path | Non
         hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(sorted(DATASETS))}"
         print(f"unknown data set {name!r} ({hint})", file=sys.stderr)
         return EXIT_INVALID
+    if DATASETS[name].reads_files:
+        print(f"{name}: your files are read by the study that names them, not generated", file=sys.stderr)
+        return EXIT_INVALID
     try:
         params = _parsed_params(name, assignments)
     except _InvalidParams as error:
@@ -112,10 +116,13 @@ def _key_params(dataset: CachedDataset) -> str:
     return ", ".join(f"{k}={v}" for k, v in changed.items()) or "(defaults)"
 
 
-def list_command(data_dir: Path | None) -> int:
+def list_command(data_dir: Path | None, available: bool = False) -> int:
+    """The cached data sets; with ``available``, the data sets a study can name, with the package of each."""
     from rich.console import Console
     from rich.table import Table
 
+    if available:
+        return _list_available()
     directory = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
     datasets = cached_datasets(directory)
     console = Console()
@@ -135,3 +142,19 @@ def list_command(data_dir: Path | None) -> int:
         table.add_row(dataset.name, dataset.identity, _key_params(dataset), _size(dataset.size_bytes), created)
     console.print(table)
     return EXIT_OK
+
+
+def _list_available() -> int:
+    """Every registered data set (built-in or a plugin's): name, source package, task, dimensions, description;
+    plugin problems (a name registered twice) on stderr, exit 2."""
+    rows = [
+        (
+            name,
+            DATASETS.source(name),
+            entry.task,
+            "any" if entry.reads_files else str(entry.spatial_dims),
+            entry.description,
+        )
+        for name, entry in sorted(DATASETS.items())
+    ]
+    return print_registry(["data set", "package", "task", "dims", "description"], rows, DATASETS.problems)
