@@ -462,22 +462,26 @@ def _read_converted(folder: Path, plan: _Plan) -> dict[str, np.ndarray] | None:
 
 
 def _convert(folder: Path, plan: _Plan, record: dict[str, Any]) -> None:
-    """Write the converted arrays into ``folder`` atomically (a temporary folder beside it, renamed)."""
+    """Write the converted arrays into ``folder`` atomically (a temporary folder beside it, renamed). Blocks are
+    appended with plain writes: a memory map would count every written page in this process's memory."""
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
     try:
-        outputs = {
-            f"{side}_{split}": np.lib.format.open_memmap(
-                staging / f"{side}_{split}.npy", mode="w+", dtype=np.float32, shape=plan.shape(split, where)
-            )
-            for split in SPLITS
-            for side, where in _SIDES
-        }
-        for split, start, x, y in plan.blocks():
-            outputs[f"x_{split}"][start : start + len(x)] = x
-            outputs[f"y_{split}"][start : start + len(y)] = y
-        for array in outputs.values():
-            array.flush()
-        del outputs
+        files = {}
+        for split in SPLITS:
+            for side, where in _SIDES:
+                handle = open(staging / f"{side}_{split}.npy", "wb")  # noqa: SIM115 - closed below
+                header = {"descr": np.dtype(np.float32).str, "fortran_order": False, "shape": plan.shape(split, where)}
+                np.lib.format.write_array_header_2_0(handle, header)
+                files[f"{side}_{split}"] = handle
+        try:
+            for split, _, x, y in plan.blocks():  # in order of the samples, split by split
+                files[f"x_{split}"].write(x.tobytes())
+                files[f"y_{split}"].write(y.tobytes())
+        finally:
+            for handle in files.values():
+                handle.flush()
+                os.fsync(handle.fileno())
+                handle.close()
         (staging / "record.json").write_text(json.dumps(record, indent=1))
         os.replace(staging, folder)
     except BaseException:
