@@ -3,6 +3,7 @@ the Python API. Real runs at tiny sizes; every bad input exits 2 naming file, li
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -65,7 +66,7 @@ DARCY = "{name: darcy, params: {fine_resolution: 33, resolution: 17, n_train: 16
 
 @pytest.fixture
 def user_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> str:
-    """The user's module on sys.path under a name of its own (the checker caches what it read, by import path)."""
+    """The user's module on sys.path under a name of its own (Python keeps an imported module by its name)."""
     name = "usernets_" + re.sub(r"\W", "_", request.node.name)
     folder = tmp_path / "userpkg"
     folder.mkdir()
@@ -138,6 +139,16 @@ def test_validation_reads_the_users_source_without_importing_torch(tmp_path: Pat
         [sys.executable, "-c", probe], capture_output=True, text=True, env={"PYTHONPATH": env_path}, check=True
     )
     assert result.stdout.split() == ["PointwiseNet", "False"]
+
+
+def test_an_edited_model_source_is_read_again(tmp_path: Path, user_module: str) -> None:
+    study_file = _study(tmp_path, f"- {{target: {user_module}:PointwiseNet, params: {{width: 4}}}}")
+    assert load_study(study_file).models[0].fixed == {"width": 4}
+    module = tmp_path / "userpkg" / f"{user_module}.py"
+    module.write_text(module.read_text().replace("width: int = 8", "channels: int = 8").replace("(width)", "(channels)"))
+    os.utime(module, ns=(0, module.stat().st_mtime_ns + 10**9))  # a later edit within the clock's resolution
+    with pytest.raises(StudyError, match="unknown parameter"):
+        load_study(study_file)
 
 
 def test_kwargs_are_read_by_importing_and_said_so(
@@ -530,13 +541,13 @@ def test_a_plugin_name_clashing_with_a_built_in_is_an_error_naming_both_packages
     MODELS.reload()
     DATASETS.reload()
     try:
-        assert main(["models"]) == 2
         message = "model 'fno2d' of package 'clashing-plugin' clashes with the one of package 'sweeplab'"
+        error = _invalid(capsys, _study(tmp_path, "- {name: fno2d, params: {width: 4}}"))  # the first lookup
+        assert f"study.yaml:5 models[0].name: {message}" in error and "study.yaml:3 data.name:" in error, error
+        assert main(["models"]) == 2
         assert message in capsys.readouterr().err
         assert main(["data", "ls", "--available"]) == 2
         assert "data set 'darcy' of package 'clashing-plugin' clashes" in capsys.readouterr().err
-        error = _invalid(capsys, _study(tmp_path, "- {name: fno2d, params: {width: 4}}"))
-        assert f"study.yaml:5 models[0].name: {message}" in error and "study.yaml:3 data.name:" in error, error
     finally:
         monkeypatch.undo()
         MODELS.reload()

@@ -16,6 +16,7 @@ import importlib
 import importlib.metadata
 import importlib.util
 import inspect
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -186,7 +187,6 @@ def _class_definition(target: str) -> tuple[str, ast.ClassDef]:
     return module_name, node
 
 
-@cache
 def _module_tree(module_name: str) -> ast.Module:
     try:
         spec = importlib.util.find_spec(module_name)
@@ -196,8 +196,14 @@ def _module_tree(module_name: str) -> ast.Module:
         raise LookupError(f"cannot find module {module_name!r} (is its folder on sys.path?)")
     if not spec.origin.endswith(".py"):
         raise _NotReadable(f"{module_name} is compiled ({spec.origin})")
-    with open(spec.origin, encoding="utf-8") as source:
-        return ast.parse(source.read(), filename=spec.origin)
+    return _parsed(spec.origin, os.stat(spec.origin).st_mtime_ns)
+
+
+@cache
+def _parsed(origin: str, modified_ns: int) -> ast.Module:
+    """The syntax tree of a source file, parsed again once it changes (a user editing a model in a notebook)."""
+    with open(origin, encoding="utf-8") as source:
+        return ast.parse(source.read(), filename=origin)
 
 
 def _find_class(tree: ast.Module, class_name: str) -> ast.ClassDef | None:
@@ -245,7 +251,6 @@ class Constructor:
 _MODULE_BASES = frozenset({"nn.Module", "torch.nn.Module", "Module"})
 
 
-@cache
 def model_constructor(target: str) -> Constructor:
     """The constructor of the model class at ``target`` (``package.module:ClassName``).
 
@@ -260,9 +265,10 @@ def model_constructor(target: str) -> Constructor:
         reason = _why_not_readable(_module_tree(module_name), node)
     except _NotReadable as error:
         reason = str(error)
-    if reason is None:
-        return Constructor(constructor_parameters(target))
-    return _imported_constructor(target, reason)
+    if reason is not None:
+        return _imported_constructor(target, reason)
+    init = next((n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
+    return Constructor(_parameters_of(init.args) if init is not None else constructor_parameters(target))
 
 
 def _why_not_readable(tree: ast.Module, node: ast.ClassDef) -> str | None:
@@ -361,23 +367,30 @@ def task_entry(name: str) -> TaskEntry:
 class _Registry(Mapping[str, Any]):
     def __init__(self, kind: str, entries: list[Any]) -> None:
         self._kind = kind
-        self._builtins = {entry.name: entry for entry in entries}
+        self._entries = {entry.name: entry for entry in entries}
 
-    def _entries(self) -> dict[str, Any]:
-        return self._builtins
+    def _all(self) -> dict[str, Any]:
+        return self._entries
 
     def __getitem__(self, name: str) -> Any:
         try:
-            return self._entries()[name]
+            return self._all()[name]
         except KeyError:
-            known = ", ".join(sorted(self._entries()))
+            known = ", ".join(sorted(self._all()))
             raise KeyError(f"unknown {self._kind} {name!r} (known: {known})") from None
 
+    # Entries set and removed in place: a test registers a probe model or a changed data set for a while.
+    def __setitem__(self, name: str, entry: Any) -> None:
+        self._all()[name] = entry
+
+    def __delitem__(self, name: str) -> None:
+        del self._all()[name]
+
     def __iter__(self):  # type: ignore[no-untyped-def]
-        return iter(self._entries())
+        return iter(self._all())
 
     def __len__(self) -> int:
-        return len(self._entries())
+        return len(self._all())
 
 
 BUILTIN_PACKAGE = "sweeplab"
@@ -393,50 +406,56 @@ class PluginRegistry(_Registry):
         super().__init__(kind, entries)
         self.group = group
         self._entry_type = entry_type
-        self._loaded: dict[str, Any] | None = None
-        self.sources: dict[str, str] = {}
-        """The package that registered each name (``sweeplab`` for the built-ins)."""
-        self.problems: dict[str, str] = {}
+        self._plugins: dict[str, str] | None = None  # name -> package, once loaded
+        self._problems: dict[str, str] = {}
 
-    def _entries(self) -> dict[str, Any]:
-        if self._loaded is None:
-            self._loaded = self._load()
-        return self._loaded
+    @property
+    def problems(self) -> dict[str, str]:
+        """Names registered twice or plugins that failed to load, each with the message that says so."""
+        self._all()
+        return self._problems
+
+    def _all(self) -> dict[str, Any]:
+        if self._plugins is None:
+            self._plugins = self._load()
+        return self._entries
 
     def reload(self) -> None:
         """Look for plugins again (after installing one into the running interpreter)."""
-        self._loaded = None
+        for name in self._plugins or {}:
+            self._entries.pop(name, None)
+        self._plugins = None
 
-    def _load(self) -> dict[str, Any]:
-        entries = dict(self._builtins)
-        self.sources = dict.fromkeys(entries, BUILTIN_PACKAGE)
-        self.problems = {}
+    def _load(self) -> dict[str, str]:
+        plugins: dict[str, str] = {}
+        self._problems = {}
         for point in importlib.metadata.entry_points(group=self.group):
             package = point.dist.name if point.dist is not None else point.module
-            if point.name in entries:
-                self.problems[point.name] = (
+            if point.name in self._entries:
+                self._problems[point.name] = (
                     f"{self._kind} {point.name!r} of package {package!r} clashes with the one of package "
-                    f"{self.sources[point.name]!r}: uninstall one, or rename the plugin's entry point"
+                    f"{plugins.get(point.name, BUILTIN_PACKAGE)!r}: uninstall one, or rename the plugin's entry point"
                 )
                 continue
             try:
                 entry = point.load()
             except Exception as error:  # a broken plugin must not stop the others: it is reported
-                self.problems[point.name] = f"{self._kind} {point.name!r} of package {package!r}: {error}"
+                self._problems[point.name] = f"{self._kind} {point.name!r} of package {package!r}: {error}"
                 continue
             if not isinstance(entry, self._entry_type) or entry.name != point.name:
-                self.problems[point.name] = (
+                self._problems[point.name] = (
                     f"entry point {point.name} = {point.value} of package {package!r} must be a "
                     f"{self._entry_type.__name__} named {point.name!r}"
                 )
                 continue
-            entries[point.name] = entry
-            self.sources[point.name] = package
-        return entries
+            self._entries[point.name] = entry
+            plugins[point.name] = package
+        return plugins
 
     def source(self, name: str) -> str:
-        self._entries()
-        return self.sources[name]
+        """The package that registered ``name``: ``sweeplab`` for the built-ins, else the plugin's."""
+        self._all()
+        return (self._plugins or {}).get(name, BUILTIN_PACKAGE)
 
 
 _OPERATOR_METRICS = (

@@ -111,7 +111,13 @@ def _key_params(dataset: CachedDataset) -> str:
         relevant = output_relevant_params(model.model_validate(dataset.params))
     except ValueError:  # parameters of another sweeplab version
         relevant = dataset.params
-    defaults = model().model_dump(mode="json")
+    if entry.reads_files:  # the files' content names the data; where they are is what a reader looks for
+        relevant = dataset.params
+    defaults = {
+        name: field.get_default(call_default_factory=True)
+        for name, field in model.model_fields.items()
+        if not field.is_required()
+    }
     changed = {k: v for k, v in relevant.items() if defaults.get(k) != v}
     return ", ".join(f"{k}={v}" for k, v in changed.items()) or "(defaults)"
 

@@ -338,8 +338,18 @@ def _describe(path: Path) -> CachedDataset:
     )
 
 
+def _describe_converted(folder: Path) -> CachedDataset:
+    """A data set converted from the user's files (``files-<identity>/``, see ``_files``), from its record."""
+    record = json.loads((folder / "record.json").read_text())
+    stat = (folder / "record.json").stat()
+    size = sum(path.stat().st_size for path in folder.iterdir())
+    created = datetime.fromtimestamp(stat.st_mtime, timezone.utc)
+    return CachedDataset(folder, record["name"], record["identity"], record["params"], created, size)
+
+
 def cached_datasets(data_dir: str | Path | None = None) -> list[CachedDataset]:
     """Every data set file in ``data_dir`` (default ``default_data_dir()``), by name, then newest first."""
     directory = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
     found = [_describe(path) for path in directory.glob("*-*.npz")] if directory.is_dir() else []
+    found += [_describe_converted(folder) for folder in directory.glob("files-*") if (folder / "record.json").is_file()]
     return sorted(found, key=lambda dataset: (dataset.name, -dataset.created.timestamp()))
