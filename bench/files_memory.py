@@ -8,7 +8,7 @@ folder, then runs each stage in a fresh process and reports its peak resident me
 - convert: the first load, which converts the samples into the cache's float32 ``.npy`` files;
 - load: a later load (what every trial's worker does);
 - train-read: a load, the data module and a pass over the whole training split, as one training epoch reads it,
-  with the normalisation statistics fitted first.
+  with the normalisation statistics fitted first; ``imports`` is its baseline (torch and Lightning, no data).
 
     python bench/files_memory.py [--megabytes 800]
 """
@@ -27,7 +27,10 @@ from sweeplab.data import load_dataset
 from sweeplab.data._files import FilesParams, file_problems
 params = FilesParams.model_validate({params!r})
 started = time.perf_counter()
-if {stage!r} == "check":
+if {stage!r} == "imports":  # the baseline of train-read: torch and Lightning loaded, no data
+    from sweeplab.data.datamodule import OperatorDataModule
+    from sweeplab_modules.tasks.operator import ChannelNormalizer
+elif {stage!r} == "check":
     assert file_problems(params) == []
 else:
     data = load_dataset("files", params.model_dump(mode="json"), data_dir={cache!r})
@@ -76,7 +79,7 @@ def main() -> None:
         }
         print(f"{path.stat().st_size / 2**20:.0f} MB HDF5 file, {n} samples")
         print(f"{'stage':<11} {'seconds':>8} {'peak RSS MB':>12} {'own (anonymous) MB':>19}")
-        for stage in ("check", "convert", "load", "train-read"):
+        for stage in ("check", "convert", "load", "imports", "train-read"):
             code = STAGE.format(params=params, stage=stage, cache=str(Path(folder) / "cache"))
             result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
             seconds, peak, anonymous = result.stdout.split()
