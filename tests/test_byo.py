@@ -151,12 +151,20 @@ def test_an_edited_model_source_is_read_again(tmp_path: Path, user_module: str) 
         load_study(study_file)
 
 
-def test_kwargs_are_read_by_importing_and_said_so(
+def test_kwargs_and_inherited_constructors_are_read_by_importing_and_said_so(
     tmp_path: Path, user_module: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    study_file = _study(tmp_path, f"- {{target: {user_module}:Forwarding, params: {{width: 4, anything: 1}}}}")
+    study_file = _study(
+        tmp_path,
+        f"""\
+        - {{target: {user_module}:Forwarding, params: {{width: 4, anything: 1}}}}
+        - {{target: {user_module}:Exploding, params: {{width: 4}}}}
+        """,
+    )
     assert main(["validate", "--verbose", str(study_file)]) == 0
-    assert "Forwarding.__init__ takes **options: imported" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"Forwarding: parameters Forwarding.__init__ takes **options: imported {user_module}" in out
+    assert "Exploding inherits its __init__: imported" in out
 
 
 @pytest.mark.parametrize(
