@@ -136,14 +136,12 @@ class _Field:
 def _open_field(path: str, key: str, stack: list[Any]) -> _Field:
     """The field ``key`` of file ``path``; raises KeyError (no such field) or OSError/ValueError (unreadable)."""
     suffix = Path(path).suffix.lower()
-    if suffix in (".npz", ".npy"):
-        archive = np.load(path, mmap_mode="r", allow_pickle=False)
-        if isinstance(archive, np.ndarray):  # a single .npy: the key is not used
-            raise ValueError("a .npy file holds one array: use .npz with named arrays")
+    if suffix == ".npz":
+        archive = np.load(path, allow_pickle=False)
         stack.append(archive)
         if key not in archive.files:
             raise KeyError(key)
-        array = archive[key]
+        array = archive[key]  # a zip member is read whole: it cannot be mapped
         return _Field(array.shape, lambda i: array[i])
     if suffix == ".pt":
         import torch
@@ -410,6 +408,8 @@ def file_problems(params: FilesParams) -> list[Problem]:
                     ]
     except _FileProblem as problem:
         return [(problem.field, problem.message)]
+    except (OSError, ValueError) as error:  # a file damaged past its header
+        return [(("path",), f"cannot read the files: {error}")]
     return []
 
 

@@ -289,7 +289,9 @@ class _Checker:
             )
         parameters = {**constructor.parameters, **_training_parameters()}
         if constructor.open:  # **kwargs: any other key is passed on, unchecked
-            parameters.update({name: Parameter(name, None) for name in {*model.params, *model.search}})
+            parameters.update(
+                {name: Parameter(name, None, None) for name in {*model.params, *model.search} - set(parameters)}
+            )
         for name in INJECTED_PARAMETERS:
             parameters.pop(name, None)
         fixed: dict[str, Any] = {}
