@@ -145,7 +145,9 @@ def test_an_edited_model_source_is_read_again(tmp_path: Path, user_module: str) 
     study_file = _study(tmp_path, f"- {{target: {user_module}:PointwiseNet, params: {{width: 4}}}}")
     assert load_study(study_file).models[0].fixed == {"width": 4}
     module = tmp_path / "userpkg" / f"{user_module}.py"
-    module.write_text(module.read_text().replace("width: int = 8", "channels: int = 8").replace("(width)", "(channels)"))
+    module.write_text(
+        module.read_text().replace("width: int = 8", "channels: int = 8").replace("(width)", "(channels)")
+    )
     os.utime(module, ns=(0, module.stat().st_mtime_ns + 10**9))  # a later edit within the clock's resolution
     with pytest.raises(StudyError, match="unknown parameter"):
         load_study(study_file)
