@@ -282,6 +282,7 @@ def test_public_api() -> None:
     assert set(sweeplab.data.__all__) == {
         "DATASETS",
         "CachedDataset",
+        "DataGenerationError",
         "DatasetEntry",
         "OperatorData",
         "TimeWindow",
