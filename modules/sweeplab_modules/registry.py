@@ -474,7 +474,7 @@ def _stage_metrics(*names: str) -> tuple[str, ...]:
 
 
 _CONTRASTIVE_METRICS = _stage_metrics("probe_pre", "probe_post", "knn_pre", "knn_post")
-_INCREMENTAL_METRICS = _stage_metrics("acc", "ac", "am", "ecc")
+_INCREMENTAL_METRICS = _stage_metrics("acc", "ac", "am", "ecc", "ecc_min")
 _STITCHING_METRICS = _stage_metrics("acc", "stitched_acc")
 _CLASSIFICATION_METRICS = _stage_metrics("acc")
 
@@ -500,7 +500,7 @@ TASKS: Mapping[str, TaskEntry] = _Registry(
             name="class_incremental",
             target="sweeplab_modules.tasks.classification:ClassIncrementalLearning",
             metrics=_INCREMENTAL_METRICS,
-            losses=("cross_entropy",),
+            losses=("cross_entropy", "hoc"),
             description="classes arrive in groups, models replaced; compatibility of successive models (AC, AM)",
         ),
         TaskEntry(
@@ -536,6 +536,13 @@ TASKS: Mapping[str, TaskEntry] = _Registry(
                 "learned proximal operator from (noisy, clean) pairs: proximal matching with its schedule; PSNR "
                 "(images), distance to the exact prox (where known), convexity of the potential"
             ),
+        ),
+        TaskEntry(
+            name="transfer_classification",
+            target="sweeplab_modules.tasks.classification:TransferClassification",
+            metrics=_stage_metrics("acc", "probe_transfer", "knn_transfer"),
+            losses=("cross_entropy",),
+            description="classification (Riemannian optimiser) + linear-probe transfer of the features to held-out classes",
         ),
     ],
 )
@@ -954,6 +961,13 @@ MODELS: PluginRegistry = PluginRegistry(
                     "matching_lr_factor": 0.1,
                 },
             },
+        ),
+        ModelEntry(
+            name="grassmann_cnn",
+            target="sweeplab_modules.representations._models:GrassmannConvNet",
+            task="transfer_classification",
+            spatial_dims=2,
+            description="CNN with Grassmann class subspaces (Wang et al., ICCV 2023) or vector classes (softmax, cosine)",
         ),
     ],
     ModelEntry,

@@ -1,6 +1,7 @@
 """Representation learning: encoders, projection heads (incl. the fixed reweighting head and the Householder
-projector), the d-Simplex fixed classifier, relative representations, contrastive losses, downstream evaluation
-(linear probe, k-NN, model compatibility), layer activations and CKA.
+projector), the d-Simplex fixed classifier, Grassmann class subspaces, relative representations, contrastive
+losses (incl. HOC compatibility), downstream evaluation (linear probe, k-NN, model compatibility), layer
+activations and CKA.
 
 Names are loaded on first use: the registry reads the models' constructors from ``_models.py`` without importing
 torch, and ``cka`` and the compatibility metrics need numpy only.
@@ -23,12 +24,20 @@ _SOURCES = {
     "_encoders": ["ConvEncoder", "MLPEncoder"],
     "_evaluation": ["knn_accuracy", "linear_probe_accuracy"],
     "_heads": ["HEADS", "ReweightHead", "make_head"],
+    "_grassmann": ["GrassmannClassifier", "random_frames"],
     "_householder": ["HouseholderProjector", "householder_frame"],
-    "_models": ["ContrastiveNet", "ConvContrastiveNet", "ConvStitchingPair", "IncrementalConvNet", "MLPContrastiveNet"],
+    "_models": [
+        "ContrastiveNet",
+        "ConvContrastiveNet",
+        "ConvStitchingPair",
+        "GrassmannConvNet",
+        "IncrementalConvNet",
+        "MLPContrastiveNet",
+    ],
     "_relative": ["RelativeProjection"],
     "_simplex": ["SimplexClassifier", "simplex_vertices"],
     "cka": ["cka_matrix", "linear_cka"],
-    "losses": ["nt_xent", "supervised_contrastive"],
+    "losses": ["hoc_loss", "nt_xent", "supervised_contrastive"],
 }
 _MODULE_OF = {name: module for module, names in _SOURCES.items() for name in names}
 

@@ -11,11 +11,19 @@ from torch import Tensor, nn
 
 from sweeplab_modules.representations._augment import FeatureDropout, ImageAugment
 from sweeplab_modules.representations._encoders import ConvEncoder, MLPEncoder
+from sweeplab_modules.representations._grassmann import GrassmannClassifier
 from sweeplab_modules.representations._heads import make_head
 from sweeplab_modules.representations._relative import RelativeProjection
 from sweeplab_modules.representations._simplex import SimplexClassifier
 
-__all__ = ["ContrastiveNet", "ConvContrastiveNet", "ConvStitchingPair", "IncrementalConvNet", "MLPContrastiveNet"]
+__all__ = [
+    "ContrastiveNet",
+    "ConvContrastiveNet",
+    "ConvStitchingPair",
+    "GrassmannConvNet",
+    "IncrementalConvNet",
+    "MLPContrastiveNet",
+]
 
 
 class ContrastiveNet(nn.Module):
@@ -101,7 +109,12 @@ class IncrementalConvNet(nn.Module):
     Also carries the class-incremental protocol its task runs: the classes arrive in ``n_tasks`` equal groups,
     each trained on with ``replay_per_class`` stored samples of every earlier class; at the end of each group the
     deployed model is replaced by the new one, fine-tuned from it (``finetune``) or trained from scratch
-    (``reinit``)."""
+    (``reinit``). With the task's ``hoc`` loss the successor trains on ``hoc_lambda * CE + (1 - hoc_lambda) *
+    HOC`` (Eq. 3 of Biondi et al.), the HOC loss with scale ``hoc_mu`` tying its features to the deployed model's.
+
+    ``held_out_classes`` (the highest labels) are never trained on: the task then measures compatibility on them
+    alone, the paper's open-set identification (its models train on CIFAR-100 and are compared on CIFAR-10);
+    with 0, on the classes seen so far."""
 
     def __init__(
         self,
@@ -113,14 +126,24 @@ class IncrementalConvNet(nn.Module):
         n_tasks: int = 2,
         replay_per_class: int = 20,
         replacement: Literal["finetune", "reinit"] = "finetune",
+        hoc_mu: float = 10.0,
+        hoc_lambda: float = 0.1,
+        held_out_classes: int = 0,
     ) -> None:
         super().__init__()
-        if not 1 <= n_tasks <= out_channels:
-            raise ValueError(f"n_tasks must be in 1..{out_channels} (the number of classes), got {n_tasks}")
+        if not 0 <= hoc_lambda <= 1 or hoc_mu <= 0:
+            raise ValueError(f"need 0 <= hoc_lambda <= 1 and hoc_mu > 0, got {hoc_lambda} and {hoc_mu}")
+        if held_out_classes == 1 or not 0 <= held_out_classes <= out_channels - 2:
+            raise ValueError(f"held_out_classes must be 0 or in 2..{out_channels - 2}, got {held_out_classes}")
+        trained = out_channels - held_out_classes
+        if not 1 <= n_tasks <= trained:
+            raise ValueError(f"n_tasks must be in 1..{trained} (the classes trained on), got {n_tasks}")
         if replay_per_class < 0:
             raise ValueError(f"replay_per_class must be >= 0, got {replay_per_class}")
         self.n_classes, self.n_tasks = out_channels, n_tasks
         self.replay_per_class, self.replacement = replay_per_class, replacement
+        self.hoc_mu, self.hoc_lambda = hoc_mu, hoc_lambda
+        self.n_trained_classes = trained
         self.backbone = ConvEncoder(in_channels, width, n_blocks)
         self.junction = nn.Linear(self.backbone.feature_dim, out_channels - 1, bias=False)
         if classifier == "simplex":
@@ -132,8 +155,8 @@ class IncrementalConvNet(nn.Module):
 
     def classes_of_task(self, task: int) -> range:
         """The classes task ``task`` introduces (equal groups in label order; the last takes the remainder)."""
-        size = self.n_classes // self.n_tasks
-        return range(task * size, self.n_classes if task == self.n_tasks - 1 else (task + 1) * size)
+        size = self.n_trained_classes // self.n_tasks
+        return range(task * size, self.n_trained_classes if task == self.n_tasks - 1 else (task + 1) * size)
 
     def reinitialise(self) -> None:
         for module in self.modules():
@@ -222,3 +245,56 @@ class ConvStitchingPair(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Logits of member 0 (its own encoder and decoder)."""
         return self.decode(0, self.represent(0, x))
+
+
+class CosineClassifier(nn.Module):
+    """``logit_i = scale * cos(x, w_i)``: the cosine softmax, the normalised vector-class baseline of GCR."""
+
+    def __init__(self, features: int, n_classes: int, scale: float) -> None:
+        super().__init__()
+        self.scale = scale
+        self.weight = nn.Parameter(nn.init.kaiming_uniform_(torch.empty(n_classes, features), a=5**0.5))
+
+    def forward(self, features: Tensor) -> Tensor:
+        return self.scale * nn.functional.normalize(features, dim=1) @ nn.functional.normalize(self.weight, dim=1).T
+
+
+class GrassmannConvNet(nn.Module):
+    """CNN backbone and a classifier over the first ``out_channels - held_out_classes`` classes: Grassmann class
+    subspaces of dimension ``subspace_dim`` (Wang et al., ICCV 2023), or a vector per class (``softmax``: linear
+    logits; ``cosine``: scaled cosines). ``forward(x) -> (features, logits)``; ``encode`` is the backbone's
+    output, the representation that transfers. The ``held_out_classes`` are the held-out task: never trained on,
+    they measure how well the frozen features transfer (a linear probe fitted on them)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        width: int = 32,
+        n_blocks: int = 3,
+        classifier: Literal["grassmann", "softmax", "cosine"] = "grassmann",
+        subspace_dim: int = 8,
+        scale: float = 25.0,
+        held_out_classes: int = 4,
+    ) -> None:
+        super().__init__()
+        if not 2 <= held_out_classes <= out_channels - 2:
+            raise ValueError(f"held_out_classes must be in 2..{out_channels - 2}, got {held_out_classes}")
+        self.n_trained_classes = out_channels - held_out_classes
+        self.backbone = ConvEncoder(in_channels, width, n_blocks)
+        features = self.backbone.feature_dim
+        if classifier == "grassmann":
+            self.classifier: nn.Module = GrassmannClassifier(features, self.n_trained_classes, subspace_dim, scale)
+        elif classifier == "softmax":
+            self.classifier = nn.Linear(features, self.n_trained_classes)
+        elif classifier == "cosine":
+            self.classifier = CosineClassifier(features, self.n_trained_classes, scale)
+        else:
+            raise ValueError(f"classifier must be 'grassmann', 'softmax' or 'cosine', got {classifier!r}")
+
+    def encode(self, x: Tensor) -> Tensor:
+        return self.backbone(x)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        features = self.encode(x)
+        return features, self.classifier(features)

@@ -4,6 +4,9 @@ SupCon (Khosla et al. 2020, the "L_out" form) over the 2N views of a batch: for 
 are the other views with the same label, the denominator runs over every view but i itself, and the loss is
 ``-mean_i 1/|P(i)| sum_{p in P(i)} log softmax_i(sim / T)[p]``. SimCLR's NT-Xent (Chen et al. 2020) is the special
 case in which every sample is its own class: the only positive of a view is the other view of the same sample.
+
+The higher-order compatibility loss (HOC) of stationary representations (Biondi et al., CVPR 2024, Eq. 4) ties a
+new model's features to a frozen old model's on the same samples.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["nt_xent", "supervised_contrastive"]
+__all__ = ["hoc_loss", "nt_xent", "supervised_contrastive"]
 
 
 def supervised_contrastive(z1: Tensor, z2: Tensor, labels: Tensor, temperature: float = 0.1) -> Tensor:
@@ -38,3 +41,27 @@ def supervised_contrastive(z1: Tensor, z2: Tensor, labels: Tensor, temperature: 
 def nt_xent(z1: Tensor, z2: Tensor, temperature: float = 0.5) -> Tensor:
     """SimCLR's normalised temperature-scaled cross-entropy of two views ``z1``, ``z2`` (batch, dim)."""
     return supervised_contrastive(z1, z2, torch.arange(z1.shape[0], device=z1.device), temperature)
+
+
+def hoc_loss(new_features: Tensor, old_features: Tensor, labels: Tensor, mu: float = 10.0) -> Tensor:
+    """Higher-order compatibility of ``new_features`` with ``old_features`` (batch, dim) of the same samples.
+
+    With both L2-normalised and ``s_ij = mu <old_i, new_j>``, each anchor ``i`` is pulled to its own old feature and
+    pushed from the old features of the other classes: ``-s_ii + logsumexp_j(s_ij [y_i != y_j])``, averaged. As in
+    the authors' code, the same-class entries (the diagonal among them) are set to 0, not removed: each still adds
+    ``exp(0)`` to the sum, a constant floor that keeps the loss bounded below when a batch has few negatives.
+    Gradients reach ``new_features`` only when ``old_features`` comes from a frozen model (detach it otherwise).
+    """
+    if new_features.shape != old_features.shape or new_features.ndim != 2:
+        raise ValueError(
+            f"expected new and old features of one shape (batch, dim), got {tuple(new_features.shape)} and "
+            f"{tuple(old_features.shape)}"
+        )
+    if labels.shape != (new_features.shape[0],):
+        raise ValueError(f"expected one label per sample ({new_features.shape[0]}), got shape {tuple(labels.shape)}")
+    if mu <= 0:
+        raise ValueError(f"mu must be > 0, got {mu}")
+    new, old = F.normalize(new_features.float(), dim=1), F.normalize(old_features.float(), dim=1)
+    similarity = mu * old @ new.T  # rows: old features (anchors), columns: new features
+    other_class = labels[:, None] != labels[None, :]
+    return (torch.logsumexp(similarity * other_class, dim=1) - similarity.diagonal()).mean()

@@ -65,18 +65,20 @@ class SweepTask(pl.LightningModule):
     def test_step(self, batch: Any, batch_idx: int) -> None:
         self.shared_step(batch, "test")
 
-    def configure_optimizers(self) -> Any:
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        """The configured optimiser over the trainable parameters; a task with parameters on a manifold overrides
+        it with a Riemannian one."""
         config = self.training_config
         parameters = [p for p in self.parameters() if p.requires_grad]
-        optimizer: torch.optim.Optimizer
         if config.optimizer == "adam":
-            optimizer = torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
-        elif config.optimizer == "adamw":
-            optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
-        else:
-            optimizer = torch.optim.SGD(
-                parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-            )
+            return torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
+        if config.optimizer == "adamw":
+            return torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+
+    def configure_optimizers(self) -> Any:
+        config = self.training_config
+        optimizer = self.make_optimizer()
         if config.scheduler == "none":
             return optimizer
         interval = "epoch"

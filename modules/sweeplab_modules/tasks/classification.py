@@ -1,5 +1,6 @@
 """Supervised tasks on labelled samples: class-incremental learning with model replacement (compatibility of
-successive models, for the d-Simplex fixed classifier) and zero-shot stitching (absolute vs relative)."""
+successive models, for the d-Simplex fixed classifier), zero-shot stitching (absolute vs relative) and
+classification with transfer to held-out classes (Grassmann class subspaces vs vector classes)."""
 
 from __future__ import annotations
 
@@ -12,16 +13,22 @@ from torch import Tensor, nn
 
 from sweeplab_modules.representations import (
     ConvStitchingPair,
+    GrassmannConvNet,
     IncrementalConvNet,
     average_compatibility,
     average_multimodel_accuracy,
     empirical_compatibility,
+    hoc_loss,
+    knn_accuracy,
+    linear_probe_accuracy,
     search_accuracy,
 )
 from sweeplab_modules.tasks._labelled import LabelledTask, labels_of
+from sweeplab_modules.tasks._riemannian import riemannian_optimizer
+from sweeplab_modules.tasks.contrastive import KNN_NEIGHBOURS
 from sweeplab_modules.training import TrainingConfig
 
-__all__ = ["ClassIncrementalLearning", "ZeroShotStitching"]
+__all__ = ["ClassIncrementalLearning", "TransferClassification", "ZeroShotStitching"]
 
 
 class ClassIncrementalLearning(LabelledTask):
@@ -31,10 +38,19 @@ class ClassIncrementalLearning(LabelledTask):
 
     Every validation (and test) epoch builds the compatibility matrix ``C[i, j]`` over the frozen models and the
     current one: 1:N search accuracy of queries (the evaluated split) embedded by model ``i`` against class
-    templates of a gallery (the training split) embedded by model ``j``, on the classes seen so far. Logs
+    templates of a gallery (the training split) embedded by model ``j``, on the classes seen so far (or on the
+    model's held-out classes, never trained on: open-set identification as in the paper). Logs
     ``<stage>_loss``, ``<stage>_acc`` (current model, classes seen so far), ``<stage>_ac`` (average compatibility),
     ``<stage>_am`` (average multi-model accuracy) and, from the second group on, ``<stage>_ecc``: the empirical
-    compatibility of the latest replacement, ``C[new, old] - C[old, old]`` (> 0: compatible)."""
+    compatibility of the latest replacement, ``C[new, old] - C[old, old]`` (> 0: compatible), and
+    ``<stage>_ecc_min``, the smallest over all pairs (> 0: compatible at every step, AC = 1). The test stage also
+    logs the matrix itself, ``test_c_<i>_<j>``.
+
+    Losses: ``cross_entropy``, or ``hoc`` (stationary representations' model-replacement training): from the
+    second group on, ``hoc_lambda * CE + (1 - hoc_lambda) * HOC`` with the HOC loss between the successor's
+    features and the deployed (frozen) model's on the same batch, current and replayed samples alike."""
+
+    LOSSES = ("cross_entropy", "hoc")
 
     def __init__(
         self, model: IncrementalConvNet, training: TrainingConfig, in_channels: int, out_channels: int
@@ -90,7 +106,14 @@ class ClassIncrementalLearning(LabelledTask):
             x, labels = torch.cat([x, self.memory[index]]), torch.cat([labels, self.memory_labels[index]])
         if len(x) == 0:
             return None  # a batch without the current classes: nothing to learn from
-        loss = F.cross_entropy(self.model(x)[1], labels)
+        features, logits = self.model(x)
+        loss = F.cross_entropy(logits, labels)
+        if self.loss_name == "hoc" and self.deployed:
+            with torch.no_grad():
+                old_features = self.deployed[-1].encode(x)
+            compatibility = hoc_loss(features, old_features, labels, self.model.hoc_mu)
+            self.log_epoch_mean("train_hoc", compatibility, len(x))
+            loss = self.model.hoc_lambda * loss + (1 - self.model.hoc_lambda) * compatibility
         self.log_epoch_mean("train_loss", loss, len(x))
         return loss
 
@@ -116,13 +139,19 @@ class ClassIncrementalLearning(LabelledTask):
         super().on_test_epoch_end()
         self._log_compatibility("test")
 
+    def _compared(self, labels: Tensor) -> Tensor:
+        """Which samples the compatibility is measured on: the held-out classes if any, else those seen so far."""
+        if self.model.n_trained_classes < self.model.n_classes:
+            return labels >= self.model.n_trained_classes
+        return labels < len(self._seen_classes())
+
     def compatibility_matrix(self, stage: str) -> np.ndarray:
         """``C[i, j]`` for the deployed models and the current one (last), lower triangle (``i >= j``) filled."""
-        n_seen = len(self._seen_classes())
         queries, query_labels = self.split(stage)
         gallery, gallery_labels = self.split("train")
-        queries, query_labels = queries[query_labels < n_seen], query_labels[query_labels < n_seen].cpu().numpy()
-        gallery, gallery_labels = gallery[gallery_labels < n_seen], gallery_labels[gallery_labels < n_seen]
+        compared_queries, compared_gallery = self._compared(query_labels), self._compared(gallery_labels)
+        queries, query_labels = queries[compared_queries], query_labels[compared_queries].cpu().numpy()
+        gallery, gallery_labels = gallery[compared_gallery], gallery_labels[compared_gallery]
         models = [*self.deployed, self.model]
         query_features = [self.embed(lambda b, m=m: m(b)[0], queries).cpu().numpy() for m in models]
         gallery_features = [self.embed(lambda b, m=m: m(b)[0], gallery).cpu().numpy() for m in models]
@@ -140,6 +169,11 @@ class ClassIncrementalLearning(LabelledTask):
         self.log(f"{stage}_am", average_multimodel_accuracy(matrix), on_epoch=True)
         if len(matrix) > 1:
             self.log(f"{stage}_ecc", empirical_compatibility(matrix, len(matrix) - 1, len(matrix) - 2), on_epoch=True)
+            margins = [empirical_compatibility(matrix, i, j) for i in range(len(matrix)) for j in range(i)]
+            self.log(f"{stage}_ecc_min", min(margins), on_epoch=True)
+        if stage == "test":
+            for i, j in zip(*np.tril_indices(len(matrix)), strict=True):
+                self.log(f"test_c_{i}_{j}", float(matrix[i, j]), on_epoch=True)
 
 
 class ZeroShotStitching(LabelledTask):
@@ -175,3 +209,54 @@ class ZeroShotStitching(LabelledTask):
                 accuracy = torch.stack([(lg.argmax(dim=1) == labels).float().mean() for lg in logits]).mean()
                 self.log_epoch_mean(f"{stage}_{name}", accuracy, len(x))
         return loss  # type: ignore[return-value]
+
+
+class TransferClassification(LabelledTask):
+    """Cross-entropy classification of the model's trained classes (the first ``n_trained_classes`` labels; the
+    samples of the held-out classes are skipped in training), optimised by geoopt's Riemannian SGD or Adam so
+    that class subspaces stay on their manifold (plain parameters step exactly as with torch's optimisers).
+
+    Logs ``<stage>_loss`` and ``<stage>_acc`` on the trained classes and, on validation and test, the transfer of
+    the frozen backbone features (``encode``) to the held-out classes: ``<stage>_probe_transfer`` (a linear probe
+    fitted on the training split's held-out samples, scored on the evaluated split's) and ``<stage>_knn_transfer``
+    (20-NN, cosine)."""
+
+    def __init__(self, model: GrassmannConvNet, training: TrainingConfig, in_channels: int, out_channels: int) -> None:
+        super().__init__(model, training, in_channels)
+        self.model: GrassmannConvNet
+
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        return riemannian_optimizer(self, self.training_config)
+
+    def shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
+        x, y = batch
+        x, labels = self.normalised(x), labels_of(y)
+        trained = labels < self.model.n_trained_classes
+        if not trained.any():
+            return torch.zeros((), device=self.device, requires_grad=stage == "train")  # held-out samples only
+        logits = self.model(x[trained])[1]
+        loss = F.cross_entropy(logits, labels[trained])
+        n = int(trained.sum())
+        self.log_epoch_mean(f"{stage}_loss", loss, n)
+        if stage != "train":
+            self.log_epoch_mean(f"{stage}_acc", (logits.argmax(dim=1) == labels[trained]).float().mean(), n)
+        return loss
+
+    def on_validation_epoch_end(self) -> None:
+        super().on_validation_epoch_end()
+        self._log_transfer("val")
+
+    def on_test_epoch_end(self) -> None:
+        super().on_test_epoch_end()
+        self._log_transfer("test")
+
+    def _log_transfer(self, stage: str) -> None:
+        (x_train, train_labels), (x_eval, eval_labels) = self.split("train"), self.split(stage)
+        held_train, held_eval = train_labels >= self.model.n_trained_classes, eval_labels >= self.model.n_trained_classes
+        train_features = self.embed(self.model.encode, x_train[held_train])
+        eval_features = self.embed(self.model.encode, x_eval[held_eval])
+        train_labels, eval_labels = train_labels[held_train], eval_labels[held_eval]
+        probe = linear_probe_accuracy(train_features, train_labels, eval_features, eval_labels)
+        knn = knn_accuracy(train_features, train_labels, eval_features, eval_labels, KNN_NEIGHBOURS)
+        self.log(f"{stage}_probe_transfer", probe, on_epoch=True)
+        self.log(f"{stage}_knn_transfer", knn, on_epoch=True)

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from sweeplab.compare._records import StudyRecords
     from sweeplab.spec import Study
 
-REPRESENTATION_TASKS = frozenset({"contrastive", "class_incremental", "stitching"})
+REPRESENTATION_TASKS = frozenset({"contrastive", "class_incremental", "stitching", "transfer_classification"})
 """Registry tasks whose models expose ``encode(x)``, the representation compared."""
 CKA_SAMPLES = 500
 """The first test samples the representations are computed on: enough for a stable linear CKA, quick on a CPU."""

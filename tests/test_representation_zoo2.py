@@ -1,0 +1,181 @@
+"""Representation zoo II: stationary representations' HOC compatibility training (Biondi et al., CVPR 2024),
+Grassmann class representation (ICCV 2023), Hydra's arbitrary positive pairs and the Poincaré ResNet."""
+
+from __future__ import annotations
+
+import math
+
+import geoopt
+import pytest
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+
+from sweeplab.data import load_dataset
+from sweeplab.data.datamodule import OperatorDataModule
+from sweeplab_modules.registry import build_model
+from sweeplab_modules.representations import GrassmannClassifier, hoc_loss
+from sweeplab_modules.tasks._riemannian import riemannian_optimizer
+from sweeplab_modules.tasks.classification import ClassIncrementalLearning, TransferClassification
+from sweeplab_modules.training import TrainingConfig
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _fit(task: pl.LightningModule, data_params: dict[str, int], batch_size: int, epochs: int) -> pl.Trainer:
+    data = load_dataset("digits", data_params)
+    trainer = pl.Trainer(
+        max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(task, datamodule=OperatorDataModule(data, batch_size=batch_size))
+    return trainer
+
+
+# Stationary representations: HOC
+
+
+def test_hoc_of_one_class_is_log_batch_minus_mu_when_new_equals_old() -> None:
+    # One class: every off-diagonal entry is masked to 0 (not removed), so the logsumexp is log(n) and the
+    # positive is mu for identical normalised features.
+    features = torch.randn(6, 4)
+    labels = torch.zeros(6, dtype=torch.long)
+    assert hoc_loss(3.0 * features, features, labels, mu=10.0).item() == pytest.approx(math.log(6) - 10.0, abs=1e-5)
+
+
+def test_hoc_matches_its_formula_and_pulls_new_features_to_the_old_ones() -> None:
+    generator = torch.Generator().manual_seed(0)
+    old = torch.randn(8, 5, generator=generator)
+    new = torch.randn(8, 5, generator=generator, requires_grad=True)
+    labels = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    s = 10.0 * F.normalize(old, dim=1) @ F.normalize(new, dim=1).T
+    expected = torch.stack(
+        [torch.logsumexp(torch.where(labels == labels[i], 0.0, s[i]), 0) - s[i, i] for i in range(8)]
+    ).mean()
+    assert torch.allclose(hoc_loss(new, old, labels), expected, atol=1e-5)
+    optimizer = torch.optim.SGD([new], lr=0.5)
+    before = F.cosine_similarity(new, old).mean().item()
+    for _ in range(200):
+        optimizer.zero_grad()
+        hoc_loss(new, old, labels).backward()
+        optimizer.step()
+    assert F.cosine_similarity(new, old).mean().item() > max(0.85, before + 0.5)
+
+
+def test_hoc_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="one shape"):
+        hoc_loss(torch.randn(4, 3), torch.randn(4, 2), torch.arange(4))
+    with pytest.raises(ValueError, match="one label per sample"):
+        hoc_loss(torch.randn(4, 3), torch.randn(4, 3), torch.arange(3))
+    with pytest.raises(ValueError, match="mu"):
+        hoc_loss(torch.randn(4, 3), torch.randn(4, 3), torch.arange(4), mu=0.0)
+
+
+def test_held_out_classes_are_never_trained_and_bad_protocols_are_named() -> None:
+    model = build_model("incremental_cnn", 1, 10, width=4, n_blocks=2, n_tasks=3, held_out_classes=4)
+    assert [list(model.classes_of_task(t)) for t in range(3)] == [[0, 1], [2, 3], [4, 5]]
+    with pytest.raises(ValueError, match="held_out_classes"):
+        build_model("incremental_cnn", 1, 10, held_out_classes=1)
+    with pytest.raises(ValueError, match="n_tasks must be in 1..6"):
+        build_model("incremental_cnn", 1, 10, n_tasks=7, held_out_classes=4)
+    with pytest.raises(ValueError, match="hoc_lambda"):
+        build_model("incremental_cnn", 1, 10, hoc_lambda=1.5)
+
+
+def test_hoc_training_ties_each_successor_to_its_predecessor() -> None:
+    # Three groups; with the hoc loss the successors train on lambda CE + (1 - lambda) HOC against the deployed
+    # model, so the last one ends far more compatible with its predecessor, by the HOC measure, than plain
+    # fine-tuning leaves it.
+    compatibility = {}
+    for loss in ("cross_entropy", "hoc"):
+        pl.seed_everything(0, verbose=False)
+        model = build_model(
+            "incremental_cnn", 1, 10, width=8, n_blocks=2, n_tasks=3, replay_per_class=5, held_out_classes=4
+        )
+        task = ClassIncrementalLearning(model, TrainingConfig(lr=3e-3, batch_size=50, loss=loss), 1, 10)
+        trainer = _fit(task, {"n_train": 300, "n_val": 100, "n_test": 100}, batch_size=50, epochs=6)
+        assert len(task.deployed) == 2 and task.group == 2
+        metrics = trainer.callback_metrics
+        assert ("train_hoc" in metrics) == (loss == "hoc")
+        assert {"val_ac", "val_am", "val_ecc", "val_ecc_min"} <= set(metrics)
+        assert metrics["val_ecc_min"] <= metrics["val_ecc"]
+        x, labels = task.split("train")
+        known = labels < model.classes_of_task(2).stop  # the classes trained on
+        with torch.no_grad():
+            new, old = model.eval().encode(x[known]), task.deployed[-1].encode(x[known])
+        compatibility[loss] = hoc_loss(new, old, labels[known], model.hoc_mu).item()
+        matrix = task.compatibility_matrix("val")  # on the held-out digits 6-9 only: none was trained on
+        assert matrix.shape == (3, 3) and 0.0 < matrix[2, 0] <= 1.0
+    assert compatibility["hoc"] < compatibility["cross_entropy"] - 0.5, compatibility
+
+
+# Grassmann class representation
+
+
+def _digits(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    data = load_dataset("digits", {"n_train": 200, "n_val": 50, "n_test": 50, "seed": seed})
+    x = torch.as_tensor(data.x_train[:n]).float()
+    return (x - x.mean()) / x.std(), torch.as_tensor(data.y_train[:n]).flatten(start_dim=1).argmax(dim=1)
+
+
+def _orthonormality_error(bases: torch.Tensor) -> float:
+    gram = bases.transpose(-1, -2) @ bases
+    return (gram - torch.eye(bases.shape[-1])).abs().max().item()
+
+
+def test_grassmann_logits_depend_on_the_subspace_only() -> None:
+    torch.manual_seed(0)
+    classifier = GrassmannClassifier(features=12, n_classes=5, rank=3, scale=25.0)
+    assert _orthonormality_error(classifier.bases.data) < 1e-5
+    x = torch.randn(7, 12)
+    logits = classifier(x)
+    assert logits.shape == (7, 5) and logits.min() >= 0 and logits.max() <= 25.0 + 1e-4
+    assert torch.allclose(classifier(4.0 * x), logits, atol=1e-4)  # the feature is normalised
+    rotation, _ = torch.linalg.qr(torch.randn(3, 3))
+    with torch.no_grad():
+        classifier.bases.copy_(classifier.bases @ rotation)
+    assert torch.allclose(classifier(x), logits, atol=1e-4)
+    # A feature inside class 2's subspace scores the full scale there.
+    assert classifier(classifier.bases.data[2, :, 0][None])[0, 2].item() == pytest.approx(25.0, abs=1e-4)
+    with pytest.raises(ValueError, match="rank must be in 1..12"):
+        GrassmannClassifier(12, 5, rank=13)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_grassmann_net_trains_every_parameter_overfits_a_batch_and_stays_on_the_manifold(optimizer: str) -> None:
+    torch.manual_seed(0)
+    x, labels = _digits(48)
+    keep = labels < 6
+    x, labels = x[keep], labels[keep]
+    model = build_model("grassmann_cnn", 1, 10, width=8, n_blocks=2, subspace_dim=4, held_out_classes=4)
+    features, logits = model(x)
+    assert features.shape == (len(x), 16) and logits.shape == (len(x), 6)
+    F.cross_entropy(logits, labels).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    lr = 0.05 if optimizer == "sgd" else 3e-3
+    config = TrainingConfig(optimizer=optimizer, lr=lr, weight_decay=1e-3)
+    sgd = riemannian_optimizer(model, config)
+    start = model.classifier.bases.data.clone()
+    for _ in range(60):
+        sgd.zero_grad()
+        F.cross_entropy(model(x)[1], labels).backward()
+        sgd.step()
+    bases = model.classifier.bases.data
+    assert _orthonormality_error(bases) < 1e-4
+    moved = (bases @ bases.transpose(1, 2) - start @ start.transpose(1, 2)).abs().max()
+    assert moved > 0.02, moved  # the subspaces themselves moved (their projectors), not just their frames
+    assert (model(x)[1].argmax(dim=1) == labels).float().mean() == 1.0
+    with pytest.raises(ValueError, match="sgd and adam"):
+        riemannian_optimizer(model, TrainingConfig(optimizer="adamw"))
+
+
+def test_transfer_classification_trains_on_the_first_classes_and_probes_the_held_out_ones() -> None:
+    pl.seed_everything(0, verbose=False)
+    model = build_model("grassmann_cnn", 1, 10, width=8, n_blocks=2, subspace_dim=4, held_out_classes=4)
+    task = TransferClassification(model, TrainingConfig(optimizer="sgd", lr=0.05, batch_size=50), 1, 10)
+    trainer = _fit(task, {"n_train": 300, "n_val": 100, "n_test": 100}, batch_size=50, epochs=3)
+    metrics = trainer.callback_metrics
+    assert metrics["val_acc"] > 0.5 and metrics["val_probe_transfer"] > 0.5  # chance: 1/6 and 1/4
+    assert 0.0 <= metrics["val_knn_transfer"] <= 1.0
+    assert isinstance(trainer.optimizers[0], geoopt.optim.RiemannianSGD)
+    assert _orthonormality_error(model.classifier.bases.data) < 1e-4
