@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from sweeplab.data import load_dataset
 from sweeplab.data.datamodule import OperatorDataModule
 from sweeplab_modules.registry import build_model
-from sweeplab_modules.representations import GrassmannClassifier, hoc_loss
+from sweeplab_modules.representations import GrassmannClassifier, draw_partners, hoc_loss, hydra_loss
 from sweeplab_modules.tasks._riemannian import riemannian_optimizer
 from sweeplab_modules.tasks.classification import ClassIncrementalLearning, TransferClassification
 from sweeplab_modules.training import TrainingConfig
@@ -25,7 +25,10 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def _fit(task: pl.LightningModule, data_params: dict[str, int], batch_size: int, epochs: int) -> pl.Trainer:
     data = load_dataset("digits", data_params)
     trainer = pl.Trainer(
-        max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        max_epochs=epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
         enable_model_summary=False,
     )
     trainer.fit(task, datamodule=OperatorDataModule(data, batch_size=batch_size))
@@ -179,3 +182,83 @@ def test_transfer_classification_trains_on_the_first_classes_and_probes_the_held
     assert 0.0 <= metrics["val_knn_transfer"] <= 1.0
     assert isinstance(trainer.optimizers[0], geoopt.optim.RiemannianSGD)
     assert _orthonormality_error(model.classifier.bases.data) < 1e-4
+
+
+# Hydra: arbitrary positive pairs
+
+
+def test_hydra_loss_with_own_class_partners_and_open_gates_is_supcon_over_one_direction() -> None:
+    generator = torch.Generator().manual_seed(1)
+    z1, z2 = torch.randn(8, 5, generator=generator), torch.randn(8, 5, generator=generator)
+    labels = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    loss = hydra_loss(z1, z2, labels, labels, torch.ones(8, 5), logit_scale=10.0)
+    # by hand: positives = same-class keys, negatives = the other classes' keys
+    logits = 10.0 * F.normalize(z1, dim=1) @ F.normalize(z2, dim=1).T
+    same = labels[:, None] == labels[None, :]
+    terms = [
+        torch.logsumexp(torch.cat([logits[i, j : j + 1], logits[i][~same[i]]]), 0) - logits[i, j]
+        for i in range(8)
+        for j in range(8)
+        if same[i, j]
+    ]
+    assert torch.allclose(loss, torch.stack(terms).mean(), atol=1e-5)
+
+
+def test_hydra_gate_decides_which_dimensions_a_cross_class_pair_shares() -> None:
+    # Classes 0 and 1 agree on dimension 0 and differ on dimension 1. Paired with each other, a gate open on
+    # dimension 0 only makes them good positives; a gate open on dimension 1 only does not.
+    z = torch.tensor([[1.0, 1.0], [1.0, -1.0], [-1.0, 0.0]])
+    labels, partners = torch.tensor([0, 1, 2]), torch.tensor([1, 0, 2])
+    shared = hydra_loss(z, z, labels, partners, torch.tensor([[1.0, 0.0]] * 3), 10.0)
+    opposed = hydra_loss(z, z, labels, partners, torch.tensor([[0.0, 1.0]] * 3), 10.0)
+    assert shared < opposed - 1.0
+    with pytest.raises(ValueError, match="partner label"):
+        hydra_loss(z, z, labels, torch.tensor([5, 0, 2]), torch.ones(3, 2), 10.0)
+
+
+@pytest.mark.parametrize("pairing", ["arbitrary", "identical", "distinct"])
+def test_partners_are_drawn_from_the_batch_labels(pairing: str) -> None:
+    torch.manual_seed(0)
+    labels = torch.tensor([0, 0, 1, 2, 2, 2, 3, 1])
+    partners = draw_partners(labels, pairing)
+    assert partners.shape == labels.shape and set(partners.tolist()) <= set(labels.tolist())
+    if pairing == "identical":
+        assert torch.equal(partners, labels)
+    if pairing == "arbitrary":
+        assert sorted(partners.tolist()) == sorted(labels.tolist())  # a permutation
+    if pairing == "distinct":
+        assert bool((partners != labels).all())
+        assert torch.equal(draw_partners(torch.zeros(3, dtype=torch.long), "distinct"), torch.zeros(3, dtype=torch.long))
+
+
+def test_hydra_net_every_parameter_learns_and_a_batch_is_overfit() -> None:
+    torch.manual_seed(0)
+    x, labels = _digits(32)
+    model = build_model("hydra_cnn", 1, 10, width=8, n_blocks=2, projection_dim=16, max_shift=0, pixel_dropout=0.0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    initial = None
+    for step in range(80):
+        views = model.augment(torch.cat([x, x]))
+        z1, z2 = model(views)[1].chunk(2)
+        partners = model.partners(labels)
+        loss = hydra_loss(z1, z2, labels, partners, model.gate(labels, partners), model.log_logit_scale.exp())
+        optimizer.zero_grad()
+        loss.backward()
+        if step == 0:
+            initial = loss.item()
+            missing = [name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+            assert not missing, missing
+        optimizer.step()
+    assert loss.item() < 0.3 * initial, (initial, loss.item())
+    gates = model.eval().gate(torch.tensor([0, 3]), torch.tensor([3, 0]))
+    assert gates.shape == (2, 16) and torch.allclose(gates[0], gates[1])  # symmetric in the two classes
+    with pytest.raises(ValueError, match="pairing"):
+        build_model("hydra_cnn", 1, 10, pairing="any")
+
+
+def test_the_hydra_loss_needs_a_gated_model() -> None:
+    from sweeplab_modules.tasks.contrastive import ContrastiveLearning
+
+    plain = build_model("contrastive_cnn", 1, 10, width=4, n_blocks=1)
+    with pytest.raises(ValueError, match="class-pair gate"):
+        ContrastiveLearning(plain, TrainingConfig(loss="hydra"), 1, 10)

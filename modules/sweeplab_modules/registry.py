@@ -493,7 +493,7 @@ TASKS: Mapping[str, TaskEntry] = _Registry(
             name="contrastive",
             target="sweeplab_modules.tasks.contrastive:ContrastiveLearning",
             metrics=_CONTRASTIVE_METRICS,
-            losses=("simclr", "supcon"),
+            losses=("simclr", "supcon", "hydra"),
             description="contrastive representations (SimCLR, SupCon); linear-probe and k-NN accuracy pre/post head",
         ),
         TaskEntry(
@@ -968,6 +968,13 @@ MODELS: PluginRegistry = PluginRegistry(
             task="transfer_classification",
             spatial_dims=2,
             description="CNN with Grassmann class subspaces (Wang et al., ICCV 2023) or vector classes (softmax, cosine)",
+        ),
+        ModelEntry(
+            name="hydra_cnn",
+            target="sweeplab_modules.representations._models:HydraConvNet",
+            task="contrastive",
+            spatial_dims=2,
+            description="contrastive CNN with Hydra's class-pair gate: arbitrary positive pairs (loss: hydra)",
         ),
     ],
     ModelEntry,

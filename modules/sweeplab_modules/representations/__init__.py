@@ -26,18 +26,20 @@ _SOURCES = {
     "_heads": ["HEADS", "ReweightHead", "make_head"],
     "_grassmann": ["GrassmannClassifier", "random_frames"],
     "_householder": ["HouseholderProjector", "householder_frame"],
+    "_hydra": ["PAIRINGS", "PairGate", "draw_partners"],
     "_models": [
         "ContrastiveNet",
         "ConvContrastiveNet",
         "ConvStitchingPair",
         "GrassmannConvNet",
+        "HydraConvNet",
         "IncrementalConvNet",
         "MLPContrastiveNet",
     ],
     "_relative": ["RelativeProjection"],
     "_simplex": ["SimplexClassifier", "simplex_vertices"],
     "cka": ["cka_matrix", "linear_cka"],
-    "losses": ["hoc_loss", "nt_xent", "supervised_contrastive"],
+    "losses": ["hoc_loss", "hydra_loss", "nt_xent", "supervised_contrastive"],
 }
 _MODULE_OF = {name: module for module, names in _SOURCES.items() for name in names}
 

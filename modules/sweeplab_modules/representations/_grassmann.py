@@ -34,7 +34,9 @@ class GrassmannClassifier(nn.Module):
         if scale <= 0:
             raise ValueError(f"scale must be > 0, got {scale}")
         self.rank, self.scale = rank, scale
-        self.bases = geoopt.ManifoldParameter(random_frames(n_classes, features, rank), manifold=geoopt.EuclideanStiefel())
+        self.bases = geoopt.ManifoldParameter(
+            random_frames(n_classes, features, rank), manifold=geoopt.EuclideanStiefel()
+        )
 
     def forward(self, features: Tensor) -> Tensor:
         projections = torch.einsum("bd,cdk->bck", F.normalize(features, dim=1), self.bases)

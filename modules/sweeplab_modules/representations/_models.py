@@ -4,6 +4,7 @@ the data set."""
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 import torch
@@ -13,6 +14,7 @@ from sweeplab_modules.representations._augment import FeatureDropout, ImageAugme
 from sweeplab_modules.representations._encoders import ConvEncoder, MLPEncoder
 from sweeplab_modules.representations._grassmann import GrassmannClassifier
 from sweeplab_modules.representations._heads import make_head
+from sweeplab_modules.representations._hydra import PAIRINGS, PairGate, draw_partners
 from sweeplab_modules.representations._relative import RelativeProjection
 from sweeplab_modules.representations._simplex import SimplexClassifier
 
@@ -21,6 +23,7 @@ __all__ = [
     "ConvContrastiveNet",
     "ConvStitchingPair",
     "GrassmannConvNet",
+    "HydraConvNet",
     "IncrementalConvNet",
     "MLPContrastiveNet",
 ]
@@ -73,6 +76,58 @@ class ConvContrastiveNet(ContrastiveNet):
         self._build_head(head, projection_dim, kappa, householder_rank)
         self.augment = ImageAugment(max_shift, pixel_dropout, noise_std, augment_seed)
         self.temperature = temperature
+
+
+class HydraConvNet(ConvContrastiveNet):
+    """``ConvContrastiveNet`` with Hydra's class-pair gate over the head's ``projection_dim`` outputs and a learned
+    logit scale (initialised to ``1 / temperature``), for the contrastive task's ``hydra`` loss: each sample is
+    paired with a class drawn by ``pairing`` (``arbitrary``: any, as in the paper; ``identical``; ``distinct``)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        width: int = 32,
+        n_blocks: int = 3,
+        head: Literal["none", "linear", "mlp", "reweight", "householder"] = "mlp",
+        projection_dim: int = 64,
+        kappa: float = 1.05,
+        householder_rank: int = 16,
+        temperature: float = 0.1,
+        max_shift: int = 3,
+        pixel_dropout: float = 0.1,
+        noise_std: float = 0.1,
+        augment_seed: int = 0,
+        pairing: Literal["arbitrary", "identical", "distinct"] = "arbitrary",
+        gate_embedding_dim: int = 64,
+        gate_hidden: int = 128,
+    ) -> None:
+        super().__init__(
+            in_channels,
+            out_channels,
+            width,
+            n_blocks,
+            head,
+            projection_dim,
+            kappa,
+            householder_rank,
+            temperature,
+            max_shift,
+            pixel_dropout,
+            noise_std,
+            augment_seed,
+        )
+        if pairing not in PAIRINGS:
+            raise ValueError(f"pairing must be one of {PAIRINGS}, got {pairing!r}")
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.pairing = pairing
+        gate_dim = self.head(torch.zeros(2, self.encoder.feature_dim)).shape[1]  # the loss space's dimension
+        self.gate = PairGate(out_channels, gate_dim, gate_embedding_dim, gate_hidden)
+        self.log_logit_scale = nn.Parameter(torch.tensor(-math.log(temperature)))
+
+    def partners(self, labels: Tensor) -> Tensor:
+        return draw_partners(labels, self.pairing)
 
 
 class MLPContrastiveNet(ContrastiveNet):

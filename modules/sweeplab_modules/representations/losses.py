@@ -5,6 +5,9 @@ are the other views with the same label, the denominator runs over every view bu
 ``-mean_i 1/|P(i)| sum_{p in P(i)} log softmax_i(sim / T)[p]``. SimCLR's NT-Xent (Chen et al. 2020) is the special
 case in which every sample is its own class: the only positive of a view is the other view of the same sample.
 
+Hydra / SimLAP's loss (Wu et al., "Rethinking Positive Pairs in Contrastive Learning", arXiv 2410.18200) makes any
+pair of samples a positive through a class-pair gate on the anchor's embedding.
+
 The higher-order compatibility loss (HOC) of stationary representations (Biondi et al., CVPR 2024, Eq. 4) ties a
 new model's features to a frozen old model's on the same samples.
 """
@@ -15,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["hoc_loss", "nt_xent", "supervised_contrastive"]
+__all__ = ["hoc_loss", "hydra_loss", "nt_xent", "supervised_contrastive"]
 
 
 def supervised_contrastive(z1: Tensor, z2: Tensor, labels: Tensor, temperature: float = 0.1) -> Tensor:
@@ -65,3 +68,34 @@ def hoc_loss(new_features: Tensor, old_features: Tensor, labels: Tensor, mu: flo
     similarity = mu * old @ new.T  # rows: old features (anchors), columns: new features
     other_class = labels[:, None] != labels[None, :]
     return (torch.logsumexp(similarity * other_class, dim=1) - similarity.diagonal()).mean()
+
+
+def hydra_loss(
+    z1: Tensor, z2: Tensor, labels: Tensor, partner_labels: Tensor, gates: Tensor, logit_scale: Tensor | float
+) -> Tensor:
+    """Contrast of anchors ``z1`` with keys ``z2`` (two views of the same batch) where anchor ``i`` of class
+    ``labels[i]`` is paired with class ``partner_labels[i]``, through the gate ``gates[i]`` in (0, 1)^dim of that
+    class pair.
+
+    ``l_ij = logit_scale <g_i^2 z1_i, z2_j>`` on L2-normalised embeddings; the positives of anchor ``i`` are the
+    keys of class ``partner_labels[i]``, its negatives the keys of every other class except its own; each positive
+    contributes ``log(exp l_ij + sum_neg exp l_ik) - l_ij`` and the loss is the mean over all positive entries.
+    With ``partner_labels == labels`` and all gates 1 this is a supervised contrastive loss; with other partners
+    the gate selects the dimensions the two classes may share.
+    """
+    if z1.shape != z2.shape or z1.ndim != 2 or gates.shape != z1.shape:
+        raise ValueError(
+            f"expected views and gates of one shape (batch, dim), got {tuple(z1.shape)}, {tuple(z2.shape)} and "
+            f"{tuple(gates.shape)}"
+        )
+    if labels.shape != (z1.shape[0],) or partner_labels.shape != labels.shape:
+        raise ValueError(f"expected one label and one partner label per sample ({z1.shape[0]})")
+    anchors, keys = F.normalize(z1.float(), dim=1), F.normalize(z2.float(), dim=1)
+    logits = logit_scale * (gates.float().square() * anchors) @ keys.T
+    positives = labels[None, :] == partner_labels[:, None]
+    if not positives.any(dim=1).all():
+        raise ValueError("every partner label must be the label of some sample in the batch")
+    negatives = ~(positives | (labels[None, :] == labels[:, None]))
+    negative_sum = torch.logsumexp(logits.masked_fill(~negatives, float("-inf")), dim=1, keepdim=True)
+    per_pair = torch.logaddexp(logits, negative_sum) - logits  # a row without negatives costs 0
+    return per_pair[positives].mean()

@@ -252,7 +252,10 @@ class TransferClassification(LabelledTask):
 
     def _log_transfer(self, stage: str) -> None:
         (x_train, train_labels), (x_eval, eval_labels) = self.split("train"), self.split(stage)
-        held_train, held_eval = train_labels >= self.model.n_trained_classes, eval_labels >= self.model.n_trained_classes
+        held_train, held_eval = (
+            train_labels >= self.model.n_trained_classes,
+            eval_labels >= self.model.n_trained_classes,
+        )
         train_features = self.embed(self.model.encode, x_train[held_train])
         eval_features = self.embed(self.model.encode, x_eval[held_eval])
         train_labels, eval_labels = train_labels[held_train], eval_labels[held_eval]

@@ -1,4 +1,5 @@
-"""Contrastive representation learning (SimCLR, SupCon) with a pluggable projection head.
+"""Contrastive representation learning (SimCLR, SupCon, Hydra's arbitrary positive pairs) with a pluggable
+projection head.
 
 Each validation (and test) epoch freezes the encoder and measures linear-probe and k-NN accuracy on both the
 pre-projection features ``h`` (what is kept) and the post-projection features ``z`` (what the loss saw): the
@@ -12,6 +13,8 @@ from torch import Tensor
 
 from sweeplab_modules.representations import (
     ContrastiveNet,
+    HydraConvNet,
+    hydra_loss,
     knn_accuracy,
     linear_probe_accuracy,
     nt_xent,
@@ -28,15 +31,21 @@ KNN_NEIGHBOURS = 20
 class ContrastiveLearning(LabelledTask):
     """Two augmented views per sample (the model's own augmentation), contrastive loss on the head's output.
 
-    Losses: ``simclr`` (NT-Xent, labels unused) and ``supcon`` (supervised contrastive). Logs ``<stage>_loss``
-    per epoch and, on validation and test, ``<stage>_probe_pre``, ``<stage>_probe_post``, ``<stage>_knn_pre``,
-    ``<stage>_knn_post``."""
+    Losses: ``simclr`` (NT-Xent, labels unused), ``supcon`` (supervised contrastive) and ``hydra`` (a model with
+    a class-pair gate, ``HydraConvNet``: each sample paired with a class drawn by the model's ``pairing``, the
+    view-1 embeddings gated as anchors against the view-2 keys). Logs ``<stage>_loss`` per epoch and, on
+    validation and test, ``<stage>_probe_pre``, ``<stage>_probe_post``, ``<stage>_knn_pre``, ``<stage>_knn_post``
+    (post: the head's ungated output)."""
 
-    LOSSES = ("simclr", "supcon")
+    LOSSES = ("simclr", "supcon", "hydra")
 
     def __init__(self, model: ContrastiveNet, training: TrainingConfig, in_channels: int, out_channels: int) -> None:
         super().__init__(model, training, in_channels)
         self.model: ContrastiveNet
+        if self.loss_name == "hydra" and not isinstance(model, HydraConvNet):
+            raise ValueError(
+                f"the hydra loss needs a model with a class-pair gate (hydra_cnn), got {type(model).__name__}"
+            )
 
     def shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
         x, y = batch
@@ -47,6 +56,11 @@ class ContrastiveLearning(LabelledTask):
         temperature = self.model.temperature
         if self.loss_name == "supcon":
             loss = supervised_contrastive(z1, z2, labels_of(y), temperature)
+        elif self.loss_name == "hydra":
+            labels = labels_of(y)
+            partners = self.model.partners(labels)
+            gates = self.model.gate(labels, partners)
+            loss = hydra_loss(z1, z2, labels, partners, gates, self.model.log_logit_scale.exp())
         else:
             loss = nt_xent(z1, z2, temperature)
         self.log_epoch_mean(f"{stage}_loss", loss, x.shape[0])
