@@ -14,7 +14,16 @@ import torch.nn.functional as F
 from sweeplab.data import load_dataset
 from sweeplab.data.datamodule import OperatorDataModule
 from sweeplab_modules.registry import build_model
-from sweeplab_modules.representations import GrassmannClassifier, draw_partners, hoc_loss, hydra_loss
+from sweeplab_modules.representations import (
+    GrassmannClassifier,
+    PoincareBatchNorm2d,
+    PoincareConv2d,
+    PoincareLinear,
+    PoincareResidualBlock,
+    draw_partners,
+    hoc_loss,
+    hydra_loss,
+)
 from sweeplab_modules.tasks._riemannian import riemannian_optimizer
 from sweeplab_modules.tasks.classification import ClassIncrementalLearning, TransferClassification
 from sweeplab_modules.training import TrainingConfig
@@ -228,7 +237,9 @@ def test_partners_are_drawn_from_the_batch_labels(pairing: str) -> None:
         assert sorted(partners.tolist()) == sorted(labels.tolist())  # a permutation
     if pairing == "distinct":
         assert bool((partners != labels).all())
-        assert torch.equal(draw_partners(torch.zeros(3, dtype=torch.long), "distinct"), torch.zeros(3, dtype=torch.long))
+        assert torch.equal(
+            draw_partners(torch.zeros(3, dtype=torch.long), "distinct"), torch.zeros(3, dtype=torch.long)
+        )
 
 
 def test_hydra_net_every_parameter_learns_and_a_batch_is_overfit() -> None:
@@ -262,3 +273,93 @@ def test_the_hydra_loss_needs_a_gated_model() -> None:
     plain = build_model("contrastive_cnn", 1, 10, width=4, n_blocks=1)
     with pytest.raises(ValueError, match="class-pair gate"):
         ContrastiveLearning(plain, TrainingConfig(loss="hydra"), 1, 10)
+
+
+# Poincaré ResNet
+
+
+@pytest.fixture
+def ball() -> geoopt.PoincareBall:
+    return geoopt.PoincareBall(c=0.1)
+
+
+def _inside(points: torch.Tensor, ball: geoopt.PoincareBall, dim: int = -1) -> bool:
+    return bool(torch.isfinite(points).all() and (points.norm(dim=dim) < 1 / ball.c.sqrt()).all())
+
+
+def test_poincare_linear_starts_as_the_identity_and_its_conv_form_is_the_patch_form(ball) -> None:
+    torch.manual_seed(0)
+    x = ball.expmap0(torch.randn(5, 6))
+    assert torch.allclose(PoincareLinear(ball, 6, 6)(x), x, atol=1e-5)  # half identity weights: the identity map
+    conv = PoincareConv2d(ball, 3, 4, 3, stride=2)
+    with torch.no_grad():
+        conv.linear.weight.normal_()
+        conv.linear.bias.normal_(0.0, 0.1)
+    u = torch.randn(2, 3, 7, 7)
+    patches = F.unfold(u, 3, padding=1, stride=2) * conv.beta_scale
+    by_patch = ball.logmap0(conv.linear(ball.expmap0(patches.transpose(1, 2)))).transpose(1, 2).reshape(2, 4, 4, 4)
+    assert torch.allclose(conv(u), by_patch, atol=1e-4)
+
+
+def test_poincare_layers_are_finite_at_the_boundary_of_the_ball(ball) -> None:
+    torch.manual_seed(0)
+    # Points as close to the boundary as float32 allows, and tangent vectors far beyond it.
+    direction = F.normalize(torch.randn(4, 6), dim=1)
+    edge = direction * (1 - 1e-7) / ball.c.sqrt()
+    edge.requires_grad_(True)
+    linear = PoincareLinear(ball, 6, 3)
+    out = linear(edge)
+    logits = linear.hyperplane_distances(edge)
+    (out.sum() + logits.sum()).backward()
+    assert _inside(out, ball) and torch.isfinite(logits).all() and torch.isfinite(edge.grad).all()
+    assert all(torch.isfinite(p.grad).all() for p in linear.parameters() if p.requires_grad)
+    huge = (1e4 * torch.randn(2, 3, 6, 6)).requires_grad_(True)
+    block = PoincareResidualBlock(ball, 3, 5, stride=2)
+    y = block(huge)
+    y.sum().backward()
+    assert y.shape == (2, 5, 3, 3) and torch.isfinite(y).all() and torch.isfinite(huge.grad).all()
+    assert _inside(ball.expmap0(y, dim=1), ball, dim=1)
+    assert all(torch.isfinite(p.grad).all() for p in block.parameters() if p.requires_grad)
+
+
+def test_midpoint_batch_norm_centres_at_the_learned_mean_with_the_learned_variance(ball) -> None:
+    torch.manual_seed(0)
+    norm = PoincareBatchNorm2d(ball, 4)
+    u = 2.0 + 0.5 * torch.randn(16, 4, 5, 5)  # off-centre points
+    points = ball.expmap0(norm(u).permute(0, 2, 3, 1).reshape(-1, 4))
+    centre = ball.weighted_midpoint(points, reducedim=[0])
+    before = ball.weighted_midpoint(ball.expmap0(u.permute(0, 2, 3, 1).reshape(-1, 4)), reducedim=[0])
+    assert before.norm() > 1.0 and centre.norm() < 0.05  # moved to the learned mean, which starts at the origin
+    assert ball.dist(centre, points).square().mean().item() == pytest.approx(1.0, rel=0.05)  # learned variance 1
+    assert not torch.equal(norm.running_mean, torch.zeros(4))  # running statistics follow the batches
+    norm.eval()
+    assert torch.isfinite(norm(u)).all()
+
+
+def test_poincare_resnet_trains_every_parameter_keeps_its_means_on_the_ball_and_overfits_a_batch() -> None:
+    torch.manual_seed(0)
+    x, labels = _digits(32)
+    keep = labels < 6
+    x, labels = x[keep], labels[keep]
+    model = build_model("poincare_resnet", 1, 10, widths=(4, 8, 8), blocks_per_stage=1, held_out_classes=4)
+    features, logits = model(x)
+    assert features.shape == (len(x), 8) and logits.shape == (len(x), 6)
+    F.cross_entropy(logits, labels).backward()
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for _, p in trainable), [
+        n for n, p in trainable if p.grad is None or not p.grad.abs().sum() > 0
+    ]
+    means = [m.mean for m in model.modules() if isinstance(m, PoincareBatchNorm2d)]
+    optimizer = riemannian_optimizer(model, TrainingConfig(optimizer="adam", lr=1e-2))
+    assert any(isinstance(p, geoopt.ManifoldParameter) for group in optimizer.param_groups for p in group["params"])
+    for _ in range(60):
+        optimizer.zero_grad()
+        F.cross_entropy(model(x)[1], labels).backward()
+        optimizer.step()
+    ball = model.backbone.ball
+    assert all(_inside(mean.data, ball) for mean in means) and max(m.data.norm() for m in means) > 1e-3
+    assert (model(x)[1].argmax(dim=1) == labels).float().mean() == 1.0
+    euclidean = build_model("poincare_resnet", 1, 10, widths=(4, 8, 8), geometry="euclidean")
+    assert euclidean(x)[1].shape == (len(x), 6)
+    with pytest.raises(ValueError, match="geometry"):
+        build_model("poincare_resnet", 1, 10, geometry="spherical")

@@ -542,7 +542,7 @@ TASKS: Mapping[str, TaskEntry] = _Registry(
             target="sweeplab_modules.tasks.classification:TransferClassification",
             metrics=_stage_metrics("acc", "probe_transfer", "knn_transfer"),
             losses=("cross_entropy",),
-            description="classification (Riemannian optimiser) + linear-probe transfer of the features to held-out classes",
+            description="classification (Riemannian optimiser); linear-probe transfer of features to held-out classes",
         ),
     ],
 )
@@ -967,7 +967,7 @@ MODELS: PluginRegistry = PluginRegistry(
             target="sweeplab_modules.representations._models:GrassmannConvNet",
             task="transfer_classification",
             spatial_dims=2,
-            description="CNN with Grassmann class subspaces (Wang et al., ICCV 2023) or vector classes (softmax, cosine)",
+            description="CNN, Grassmann class subspaces (Wang et al., ICCV 2023) or vector classes (softmax, cosine)",
         ),
         ModelEntry(
             name="hydra_cnn",
@@ -975,6 +975,13 @@ MODELS: PluginRegistry = PluginRegistry(
             task="contrastive",
             spatial_dims=2,
             description="contrastive CNN with Hydra's class-pair gate: arbitrary positive pairs (loss: hydra)",
+        ),
+        ModelEntry(
+            name="poincare_resnet",
+            target="sweeplab_modules.representations._models:PoincareResNet",
+            task="transfer_classification",
+            spatial_dims=2,
+            description="Poincare ResNet (van Spengler et al., ICCV 2023) or its Euclidean twin; Riemannian optimiser",
         ),
     ],
     ModelEntry,

@@ -11,10 +11,11 @@ import torch
 from torch import Tensor, nn
 
 from sweeplab_modules.representations._augment import FeatureDropout, ImageAugment
-from sweeplab_modules.representations._encoders import ConvEncoder, MLPEncoder
+from sweeplab_modules.representations._encoders import ConvEncoder, MLPEncoder, ResNetEncoder
 from sweeplab_modules.representations._grassmann import GrassmannClassifier
 from sweeplab_modules.representations._heads import make_head
 from sweeplab_modules.representations._hydra import PAIRINGS, PairGate, draw_partners
+from sweeplab_modules.representations._poincare import PoincareLinear, PoincareResNetEncoder
 from sweeplab_modules.representations._relative import RelativeProjection
 from sweeplab_modules.representations._simplex import SimplexClassifier
 
@@ -26,6 +27,7 @@ __all__ = [
     "HydraConvNet",
     "IncrementalConvNet",
     "MLPContrastiveNet",
+    "PoincareResNet",
 ]
 
 
@@ -352,4 +354,46 @@ class GrassmannConvNet(nn.Module):
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         features = self.encode(x)
+        return features, self.classifier(features)
+
+
+class PoincareResNet(nn.Module):
+    """A ResNet classifier over the first ``out_channels - held_out_classes`` classes on the Poincaré ball
+    (van Spengler et al., ICCV 2023; ``geometry = "poincare"``: Poincaré convolutions, midpoint batch norm, Möbius
+    residuals, curvature ``-curvature``, logits from a Poincaré multinomial logistic regression on the pooled
+    features) or its Euclidean twin (``euclidean``: the same widths and depth, linear logits). ``encode`` is the
+    pooled features (tangent vectors at the origin for the Poincaré net), what transfers to the held-out classes.
+    ``forward(x) -> (features, logits)``, as the transfer_classification task expects."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        widths: tuple[int, ...] = (8, 16, 32),
+        blocks_per_stage: int = 1,
+        curvature: float = 0.1,
+        geometry: Literal["poincare", "euclidean"] = "poincare",
+        held_out_classes: int = 4,
+    ) -> None:
+        super().__init__()
+        if not 2 <= held_out_classes <= out_channels - 2:
+            raise ValueError(f"held_out_classes must be in 2..{out_channels - 2}, got {held_out_classes}")
+        self.n_trained_classes = out_channels - held_out_classes
+        self.geometry = geometry
+        if geometry == "poincare":
+            self.backbone: nn.Module = PoincareResNetEncoder(in_channels, widths, blocks_per_stage, curvature)
+            self.classifier: nn.Module = PoincareLinear(self.backbone.ball, widths[-1], self.n_trained_classes)
+        elif geometry == "euclidean":
+            self.backbone = ResNetEncoder(in_channels, widths, blocks_per_stage)
+            self.classifier = nn.Linear(widths[-1], self.n_trained_classes)
+        else:
+            raise ValueError(f"geometry must be 'poincare' or 'euclidean', got {geometry!r}")
+
+    def encode(self, x: Tensor) -> Tensor:
+        return self.backbone(x)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        features = self.encode(x)
+        if self.geometry == "poincare":
+            return features, self.classifier.hyperplane_distances(self.backbone.ball.expmap0(features))
         return features, self.classifier(features)
