@@ -3,16 +3,22 @@ Grassmann class representation (ICCV 2023), Hydra's arbitrary positive pairs and
 
 from __future__ import annotations
 
+import json
 import math
 
 import geoopt
+import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from conftest import write_study
 
+from sweeplab._runner import run_study
+from sweeplab.cli import main
 from sweeplab.data import load_dataset
 from sweeplab.data.datamodule import OperatorDataModule
+from sweeplab.spec import load_study
 from sweeplab_modules.registry import build_model
 from sweeplab_modules.representations import (
     GrassmannClassifier,
@@ -363,3 +369,35 @@ def test_poincare_resnet_trains_every_parameter_keeps_its_means_on_the_ball_and_
     assert euclidean(x)[1].shape == (len(x), 6)
     with pytest.raises(ValueError, match="geometry"):
         build_model("poincare_resnet", 1, 10, geometry="spherical")
+
+
+# Studies: tiny end to end through the runner, and compare's CKA between the new families
+
+TINY_TRANSFER_STUDY = """\
+name: tiny-transfer
+objective: {metric: val_probe_transfer, direction: maximize}
+data: {name: digits, params: {n_train: 200, n_val: 60, n_test: 60}}
+models:
+  - {name: grassmann_cnn, label: grassmann, params: {width: 8, n_blocks: 2, subspace_dim: 2, classifier: grassmann}}
+  - {name: grassmann_cnn, label: softmax, params: {width: 8, n_blocks: 2, classifier: softmax}}
+  - {name: poincare_resnet, label: poincare, params: {widths: [4, 8, 8]}}
+search: {optimizer: sgd, lr: 0.05, batch_size: 50}
+trainer: {max_epochs: 1, num_threads: 1}
+sampler: grid
+pruner: none
+"""
+
+
+@pytest.mark.slow
+def test_compare_reports_cka_between_grassmann_softmax_and_poincare_representations(tmp_path, capsys) -> None:
+    study_file = write_study(tmp_path, TINY_TRANSFER_STUDY)
+    storage, tracking = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
+    outcome = run_study(load_study(study_file), storage=storage, tracking_uri=tracking)
+    assert outcome.finished == 3
+    stores = ["--storage", storage, "--tracking-uri", tracking]
+    assert main(["compare", str(study_file), *stores, "--format", "json", "--out", str(tmp_path)]) == 0
+    cka = json.loads(capsys.readouterr().out)["cka"]["tiny-transfer"]
+    assert sorted(cka["architectures"]) == ["grassmann", "poincare", "softmax"] and not cka["note"]
+    linear = np.array(cka["linear"])
+    assert np.allclose(np.diag(linear), 1.0) and np.allclose(linear, linear.T)
+    assert ((linear > 0.0) & (linear < 1.0 - 1e-6))[~np.eye(3, dtype=bool)].all()  # related, not identical
