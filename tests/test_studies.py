@@ -50,7 +50,9 @@ def tiny(spec: dict[str, Any]) -> dict[str, Any]:
     data["params"].update(TINY_DATA[data["name"]])
     if "test_resolutions" in data["params"]:
         data["params"]["test_resolutions"] = TINY_TEST_RESOLUTIONS[data["name"]]
-    spec["trainer"] = {**spec.get("trainer", {}), "max_epochs": 2, "num_threads": 1}
+    # The class-incremental protocol trains each group of classes (n_tasks) for an epoch at least.
+    groups = max(model.get("params", {}).get("n_tasks", 1) for model in spec["models"])
+    spec["trainer"] = {**spec.get("trainer", {}), "max_epochs": max(2, groups), "num_threads": 1}
     spec["budget"] = {"n_trials": len(spec["models"])}  # the first trials take each architecture once
     return spec
 
