@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from conftest import write_study
 
-from sweeplab._runner import run_study
+from sweeplab.run import run_study
 from sweeplab.cli import main
 from sweeplab.data import load_dataset
 from sweeplab.data.datamodule import OperatorDataModule
