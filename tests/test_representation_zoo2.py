@@ -397,7 +397,7 @@ def test_compare_reports_cka_between_grassmann_softmax_and_poincare_representati
     stores = ["--storage", storage, "--tracking-uri", tracking]
     assert main(["compare", str(study_file), *stores, "--format", "json", "--out", str(tmp_path)]) == 0
     cka = json.loads(capsys.readouterr().out)["cka"]["tiny-transfer"]
-    assert sorted(cka["architectures"]) == ["grassmann", "poincare", "softmax"] and not cka["note"]
+    assert sorted(cka["architectures"]) == ["grassmann", "poincare", "softmax"] and not cka["note"], cka
     linear = np.array(cka["linear"])
     assert np.allclose(np.diag(linear), 1.0) and np.allclose(linear, linear.T)
     assert ((linear > 0.0) & (linear < 1.0 - 1e-6))[~np.eye(3, dtype=bool)].all()  # related, not identical
