@@ -14,10 +14,10 @@ import torch
 import torch.nn.functional as F
 from conftest import write_study
 
-from sweeplab.run import run_study
 from sweeplab.cli import main
 from sweeplab.data import load_dataset
 from sweeplab.data.datamodule import OperatorDataModule
+from sweeplab.run import run_study
 from sweeplab.spec import load_study
 from sweeplab_modules.registry import build_model
 from sweeplab_modules.representations import (
