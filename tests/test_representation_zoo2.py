@@ -380,7 +380,7 @@ data: {name: digits, params: {n_train: 200, n_val: 60, n_test: 60}}
 models:
   - {name: grassmann_cnn, label: grassmann, params: {width: 8, n_blocks: 2, subspace_dim: 2, classifier: grassmann}}
   - {name: grassmann_cnn, label: softmax, params: {width: 8, n_blocks: 2, classifier: softmax}}
-  - {name: poincare_resnet, label: poincare, params: {widths: [4, 8, 8]}}
+  - {name: grassmann_cnn, label: cosine, params: {width: 8, n_blocks: 2, classifier: cosine}}
 search: {optimizer: sgd, lr: 0.05, batch_size: 50}
 trainer: {max_epochs: 1, num_threads: 1}
 sampler: grid
@@ -389,7 +389,7 @@ pruner: none
 
 
 @pytest.mark.slow
-def test_compare_reports_cka_between_grassmann_softmax_and_poincare_representations(tmp_path, capsys) -> None:
+def test_compare_reports_cka_between_grassmann_and_vector_class_representations(tmp_path, capsys) -> None:
     study_file = write_study(tmp_path, TINY_TRANSFER_STUDY)
     storage, tracking = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
     outcome = run_study(load_study(study_file), storage=storage, tracking_uri=tracking)
@@ -397,7 +397,7 @@ def test_compare_reports_cka_between_grassmann_softmax_and_poincare_representati
     stores = ["--storage", storage, "--tracking-uri", tracking]
     assert main(["compare", str(study_file), *stores, "--format", "json", "--out", str(tmp_path)]) == 0
     cka = json.loads(capsys.readouterr().out)["cka"]["tiny-transfer"]
-    assert sorted(cka["architectures"]) == ["grassmann", "poincare", "softmax"] and not cka["note"], cka
+    assert sorted(cka["architectures"]) == ["cosine", "grassmann", "softmax"] and not cka["note"], cka
     linear = np.array(cka["linear"])
     assert np.allclose(np.diag(linear), 1.0) and np.allclose(linear, linear.T)
     assert ((linear > 0.0) & (linear < 1.0 - 1e-6))[~np.eye(3, dtype=bool)].all()  # related, not identical
