@@ -8,6 +8,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
+from sweeplab_modules.schedules import cosine_power_factor
 from sweeplab_modules.training import TrainingConfig
 
 __all__ = ["SweepTask"]
@@ -86,7 +87,15 @@ class SweepTask(pl.LightningModule):
         if config.scheduler == "step":
             scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_size, gamma=config.gamma)
         elif config.scheduler == "cosine":
-            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.trainer.max_epochs or 1)
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+                optimizer, T_max=self.trainer.max_epochs or 1, eta_min=config.lr * config.final_lr_fraction
+            )
+        elif config.scheduler == "cosine_power":
+            total = self.trainer.max_epochs or 1
+            scheduler = torch.optim.lr_scheduler.LambdaLR(
+                optimizer,
+                lambda epoch: cosine_power_factor(epoch, total, config.annealing_power, config.final_lr_fraction),
+            )
         else:
             # OneCycle schedules per optimisation step over the whole run.
             total = int(self.trainer.estimated_stepping_batches)

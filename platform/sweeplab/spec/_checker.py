@@ -661,8 +661,9 @@ def _takes_only_integers(adapter: TypeAdapter[Any] | None, space: Range) -> bool
         return all(isinstance(v, int) for v in (space.low, space.high, space.step or 1))
     try:
         adapter.validate_python(0.5, strict=True)
-    except ValidationError:
-        return True
+    except ValidationError as error:
+        # Only a type error means integers: a float field may refuse 0.5 for its bounds (``ge=1``).
+        return any(details["type"].startswith("int") for details in error.errors())
     return False
 
 
