@@ -1,0 +1,70 @@
+"""Initialisation at criticality (Roberts, Yaida, Hanin, "The Principles of Deep Learning Theory", CUP 2022,
+arXiv 2106.10165, chapter 5).
+
+Weights ``W ~ N(0, C_W / fan_in)`` and biases ``b ~ N(0, C_b)``. In the infinite-width limit the preactivation
+variance (the kernel ``K``) follows ``K_{l+1} = C_b + C_W <sigma(z)^2>_{K_l}``; the network is critical when that
+recursion has a fixed point ``K*`` at which both susceptibilities are one,
+
+``chi_par = C_W / (2 K^2) <sigma(z)^2 (z^2 - K)>_K = 1`` (the variance neither grows nor shrinks layer to layer),
+``chi_perp = C_W <sigma'(z)^2>_K = 1`` (nor does the distance between two inputs),
+
+so signals and gradients neither explode nor vanish exponentially with depth. By activation class:
+
+- scale-invariant (ReLU): ``C_b = 0, C_W = 2``; every ``K`` is a fixed point, the variance is constant in depth.
+- ``K* = 0`` class (tanh: ``sigma(0) = 0``, ``sigma'(0) = 1``): ``C_b = 0, C_W = 1 / sigma'(0)^2 = 1``; the variance
+  decays to 0 only as a power law, ``K_l ~ 1 / (2 l)`` for tanh, instead of exponentially.
+- GELU and SiLU (SWISH) belong to neither class: ``sigma(0) = 0`` but their ``K* = 0`` point repels (their second
+  Taylor coefficient is not zero), and the three conditions above meet at one nonzero ``K*``. The values below
+  are our numerical solution of those three equations (Gauss-Hermite quadrature, checked in tests/test_criticality):
+  GELU at ``K* = (3 + sqrt 17) / 2 = 3.5616``, SiLU at ``K* = 14.320``. The book's caveat applies: such a point is
+  only half-stable (``chi_par = 1`` with a non-zero slope), so the variance stays flat only for inputs whose first
+  preactivation variance is near ``K*``; others drift slowly (a power law) towards or away from it.
+
+Other activations (PolyCom, MultiONet's periodic ones) have no criticality analysis: asking for it is an error.
+"""
+
+from __future__ import annotations
+
+import math
+
+from torch import nn
+
+__all__ = ["CRITICAL_VARIANCES", "critical_variances", "initialize_at_criticality", "initialize_variances"]
+
+# activation -> (C_b, C_W, K*); K* = 0 for tanh and None for ReLU (every K is a fixed point).
+CRITICAL_VARIANCES: dict[str, tuple[float, float, float | None]] = {
+    "relu": (0.0, 2.0, None),
+    "tanh": (0.0, 1.0, 0.0),
+    "gelu": (0.172922, 1.983058, (3 + math.sqrt(17)) / 2),
+    "silu": (0.555143, 1.988005, 14.320089),
+}
+
+_WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def critical_variances(activation: str) -> tuple[float, float]:
+    """``(C_b, C_W)`` at criticality for ``activation``."""
+    try:
+        bias_variance, weight_variance, _ = CRITICAL_VARIANCES[activation]
+    except KeyError:
+        raise ValueError(
+            f"criticality initialisation is defined for {', '.join(CRITICAL_VARIANCES)}, not {activation!r}"
+        ) from None
+    return bias_variance, weight_variance
+
+
+def initialize_variances(module: nn.Module, weight_variance: float, bias_variance: float) -> None:
+    """Every linear and convolution layer in ``module``: ``W ~ N(0, weight_variance / fan_in)``,
+    ``b ~ N(0, bias_variance)`` (fan-in: input channels times kernel size)."""
+    for layer in module.modules():
+        if isinstance(layer, _WEIGHTED):
+            fan_in = layer.weight[0].numel()
+            nn.init.normal_(layer.weight, 0.0, math.sqrt(weight_variance / fan_in))
+            if layer.bias is not None:
+                nn.init.normal_(layer.bias, 0.0, math.sqrt(bias_variance))
+
+
+def initialize_at_criticality(module: nn.Module, activation: str) -> None:
+    """Initialise every linear and convolution layer of ``module`` (a net of one ``activation``) at criticality."""
+    bias_variance, weight_variance = critical_variances(activation)
+    initialize_variances(module, weight_variance, bias_variance)
