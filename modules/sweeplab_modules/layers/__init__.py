@@ -2,6 +2,7 @@
 
 from sweeplab_modules.layers.grid import append_grid_coordinates, crop_domain, grid_coordinates, pad_domain
 from sweeplab_modules.layers.pointwise import ACTIVATIONS, PointwiseLinear, PointwiseMLP, make_activation
+from sweeplab_modules.layers.polycom import PolyNorm, PolyReLU
 from sweeplab_modules.layers.spectral import FourierLayer, SpectralConv
 
 __all__ = [
@@ -9,6 +10,8 @@ __all__ = [
     "FourierLayer",
     "PointwiseLinear",
     "PointwiseMLP",
+    "PolyNorm",
+    "PolyReLU",
     "SpectralConv",
     "append_grid_coordinates",
     "crop_domain",

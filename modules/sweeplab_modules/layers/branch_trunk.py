@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from sweeplab_modules.layers.pointwise import ACTIVATIONS
+from sweeplab_modules.layers.pointwise import ACTIVATIONS, elementwise
 
 __all__ = [
     "BRANCH_TRUNK_ACTIVATIONS",
@@ -48,19 +48,21 @@ class SiLUResidual(nn.Module):
 
 
 # The pointwise layers' activations plus those of the MultiONet authors' code (Zang & Koutsourelakis 2025).
-BRANCH_TRUNK_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+BRANCH_TRUNK_ACTIVATIONS: dict[str, Callable[[int], nn.Module]] = {
     **ACTIVATIONS,
-    "silu_sin": SiLUSin,
-    "tanh_sin": TanhSin,
-    "silu_id": SiLUResidual,
+    "silu_sin": elementwise(SiLUSin),
+    "tanh_sin": elementwise(TanhSin),
+    "silu_id": elementwise(SiLUResidual),
 }
 
 
-def make_branch_trunk_activation(name: str) -> nn.Module:
+def make_branch_trunk_activation(name: str, feature_dim: int = -1) -> nn.Module:
+    """A fresh ``name`` activation; features are the last dimension in the MLPs, the channels (1) in encoders."""
     try:
-        return BRANCH_TRUNK_ACTIVATIONS[name]()
+        factory = BRANCH_TRUNK_ACTIVATIONS[name]
     except KeyError:
         raise ValueError(f"unknown activation {name!r} (known: {', '.join(BRANCH_TRUNK_ACTIVATIONS)})") from None
+    return factory(feature_dim)
 
 
 def periodic_features(points: Tensor, harmonics: int) -> Tensor:
@@ -121,7 +123,7 @@ class ConvEncoder(nn.Module):
                 )
             layers += [
                 convolution(fan_in, fan_out, kernel_size, stride=stride),
-                make_branch_trunk_activation(activation),
+                make_branch_trunk_activation(activation, feature_dim=1),
             ]
             fan_in = fan_out
         self.layers = nn.Sequential(*layers)

@@ -7,21 +7,36 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-__all__ = ["ACTIVATIONS", "PointwiseLinear", "PointwiseMLP", "make_activation"]
+from sweeplab_modules.layers.polycom import PolyNorm, PolyReLU
 
-ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
-    "gelu": nn.GELU,
-    "relu": nn.ReLU,
-    "silu": nn.SiLU,
-    "tanh": nn.Tanh,
+__all__ = ["ACTIVATIONS", "PointwiseLinear", "PointwiseMLP", "elementwise", "make_activation"]
+
+
+
+def elementwise(activation: Callable[[], nn.Module]) -> Callable[[int], nn.Module]:
+    """An activation factory for ``ACTIVATIONS`` whose activation acts on each entry alone."""
+    return lambda feature_dim: activation()
+
+
+# name -> factory of a fresh module, given the dimension that holds the features of the tensors it sees (1 for
+# channel-first fields, -1 for MLPs); only activations that mix features (PolyNorm) use it.
+ACTIVATIONS: dict[str, Callable[[int], nn.Module]] = {
+    "gelu": elementwise(nn.GELU),
+    "relu": elementwise(nn.ReLU),
+    "silu": elementwise(nn.SiLU),
+    "tanh": elementwise(nn.Tanh),
+    "polyrelu": elementwise(PolyReLU),
+    "polynorm": lambda feature_dim: PolyNorm(feature_dim=feature_dim),
 }
 
 
-def make_activation(name: str) -> nn.Module:
+def make_activation(name: str, feature_dim: int = 1) -> nn.Module:
+    """A fresh ``name`` activation for tensors whose features are dimension ``feature_dim`` (channel-first: 1)."""
     try:
-        return ACTIVATIONS[name]()
+        factory = ACTIVATIONS[name]
     except KeyError:
         raise ValueError(f"unknown activation {name!r} (known: {', '.join(ACTIVATIONS)})") from None
+    return factory(feature_dim)
 
 
 class PointwiseLinear(nn.Linear):
