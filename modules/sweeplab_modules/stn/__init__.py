@@ -9,10 +9,17 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from sweeplab_modules.stn._settings import APPLICATIONS, TRANSFORMS, OnlineHyperparameter, SelfTuningSettings
+from sweeplab_modules.stn._settings import (
+    APPLICATIONS,
+    HYPERNET_INPUTS,
+    TRANSFORMS,
+    OnlineHyperparameter,
+    SelfTuningSettings,
+)
 
 __all__ = [
     "APPLICATIONS",
+    "HYPERNET_INPUTS",
     "TRANSFORMS",
     "HyperContext",
     "HyperparameterSpace",
@@ -24,6 +31,7 @@ __all__ = [
     "StructuredBestResponse",
     "applied_value",
     "best_response_layers",
+    "magnitude_invariant_encoding",
     "constrained_value",
     "cutout",
     "regularised",
@@ -37,6 +45,7 @@ _TORCH_PARTS = {
     "applied_value": "_hyper",
     "constrained_value": "_hyper",
     "StructuredBestResponse": "_layers",
+    "magnitude_invariant_encoding": "_mip",
     "InputRegularisation": "_convert",
     "OutputDropout": "_convert",
     "best_response_layers": "_convert",

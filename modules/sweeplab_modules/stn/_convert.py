@@ -112,7 +112,7 @@ def regularised(
     return InputRegularisation(model, hyperparameters, context)
 
 
-def best_response_layers(model: nn.Module, n_hyperparameters: int, context: HyperContext) -> int:
+def best_response_layers(model: nn.Module, n_inputs: int, context: HyperContext) -> int:
     """Turn every linear and convolution layer of ``model`` into a StructuredBestResponse, in place; returns how
     many were converted. Other layers (spectral convolutions, normalisation) are kept as they are."""
     found = [
@@ -121,7 +121,7 @@ def best_response_layers(model: nn.Module, n_hyperparameters: int, context: Hype
         if type(module) in BEST_RESPONSE_TYPES and not isinstance(module, nn.modules.lazy.LazyModuleMixin)
     ]
     for name, module in found:
-        _replace(model, name, StructuredBestResponse(module, n_hyperparameters, context))
+        _replace(model, name, StructuredBestResponse(module, n_inputs, context))
     if not found:
         raise ValueError(f"{type(model).__name__} has no linear or convolution layer to turn into a best response")
     return len(found)

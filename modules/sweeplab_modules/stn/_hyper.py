@@ -10,19 +10,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sweeplab_modules.stn._settings import OnlineHyperparameter
+from sweeplab_modules.stn._mip import magnitude_invariant_encoding
+from sweeplab_modules.stn._settings import HYPERNET_INPUTS, OnlineHyperparameter
 
 __all__ = ["HyperContext", "HyperparameterSpace", "applied_value", "constrained_value"]
 
 
 def constrained_value(declaration: OnlineHyperparameter, unconstrained: Tensor) -> Tensor:
     """The continuous value in the declared range (for floor, before flooring: what the schedule records)."""
-    low, high = declaration.low, declaration.high
-    if declaration.mapping == "sigmoid":
-        return low + (high - low) * torch.sigmoid(unconstrained)
     if declaration.mapping == "softplus":
-        return (low + F.softplus(unconstrained)).clamp_max(high)
-    return low + (high + 1 - low) * torch.sigmoid(unconstrained)
+        return (declaration.low + F.softplus(unconstrained)).clamp_max(declaration.high)
+    return declaration.low + declaration.span * torch.sigmoid(unconstrained)
 
 
 def applied_value(declaration: OnlineHyperparameter, value: Tensor) -> Tensor:
@@ -71,6 +69,14 @@ class HyperparameterSpace(nn.Module):
             for i, name in enumerate(self.names)
         }
 
+    def fractions(self, unconstrained: Tensor) -> Tensor:
+        """(rows, hyperparameters): where each continuous value lies in its range, from 0 (low) to 1."""
+        columns = [
+            (constrained_value(declared, unconstrained[:, i]) - declared.low) / declared.span
+            for i, declared in enumerate(self.declarations.values())
+        ]
+        return torch.stack(columns, dim=1)
+
     @torch.no_grad()
     def current(self) -> dict[str, float]:
         """The schedule's point now: each hyperparameter's continuous value and ``<name>_scale``."""
@@ -83,14 +89,27 @@ class HyperparameterSpace(nn.Module):
 
 
 class HyperContext:
-    """What the layers of a model read during one forward pass: the hypernetwork input (unconstrained values,
-    one row per example or one row for the whole batch) and the values the regularisers apply. Outside a step
-    the best-response layers see the current hyperparameters (``space``), unperturbed."""
+    """What the layers of a model read during one forward pass: the hypernetwork input (from the unconstrained
+    values, one row per example or one row for the whole batch) and the values the regularisers apply. Outside a
+    step the best-response layers see the current hyperparameters (``space``), unperturbed.
 
-    def __init__(self, space: HyperparameterSpace | None = None) -> None:
+    ``hypernet_input`` is what the best-response gates read: ``unconstrained``, the values themselves (the STN
+    paper), or ``mip``, the magnitude-invariant encoding of where each value lies in its range (needs ``space``).
+    """
+
+    def __init__(self, space: HyperparameterSpace | None = None, hypernet_input: str = "unconstrained") -> None:
+        if hypernet_input not in HYPERNET_INPUTS:
+            raise ValueError(f"hypernet_input must be one of {HYPERNET_INPUTS}, got {hypernet_input!r}")
+        if hypernet_input == "mip" and space is None:
+            raise ValueError("the mip hypernetwork input needs the HyperparameterSpace (the declared ranges)")
         self.space = space
+        self.encoding = hypernet_input
         self.unconstrained: Tensor | None = None
         self.values: dict[str, Tensor] = {}
+
+    def input_size(self, n_hyperparameters: int) -> int:
+        """How many inputs the gates of ``n_hyperparameters`` hyperparameters read."""
+        return 2 * n_hyperparameters if self.encoding == "mip" else n_hyperparameters
 
     def set(self, unconstrained: Tensor | None, values: Mapping[str, Tensor]) -> None:
         self.unconstrained = unconstrained
@@ -104,14 +123,19 @@ class HyperContext:
         if self.unconstrained is None:
             if self.space is None:
                 raise RuntimeError("a best-response layer needs a HyperparameterSpace or values set for the batch")
-            return self.space.unconstrained.detach()[None]
-        rows = self.unconstrained.shape[0]
-        if rows not in (1, batch_size):
-            raise ValueError(
-                f"hyperparameters were drawn for {rows} examples but a layer sees a batch of {batch_size}: "
-                "per-example hyperparameters need the batch as the first dimension throughout the model"
-            )
-        return self.unconstrained
+            unconstrained = self.space.unconstrained.detach()[None]
+        else:
+            unconstrained = self.unconstrained
+            rows = unconstrained.shape[0]
+            if rows not in (1, batch_size):
+                raise ValueError(
+                    f"hyperparameters were drawn for {rows} examples but a layer sees a batch of {batch_size}: "
+                    "per-example hyperparameters need the batch as the first dimension throughout the model"
+                )
+        if self.encoding == "mip":
+            assert self.space is not None
+            return magnitude_invariant_encoding(self.space.fractions(unconstrained))
+        return unconstrained
 
     def value(self, name: str, batch_size: int) -> Tensor | None:
         """(batch or 1,) values of ``name`` for a regulariser, or None when none are set (it is then off)."""

@@ -40,19 +40,21 @@ def _response_of(layer: nn.Module) -> nn.Module:
 class StructuredBestResponse(nn.Module):
     """Wraps a linear or convolution layer (kept as ``elementary``) and adds its hyperparameter-gated response.
 
-    The gates start at zero, so a converted model computes what the original does until training moves them.
+    The gates read ``n_inputs`` values per example: the hyperparameters, or their MIP encoding (twice as many;
+    see ``HyperContext``). They start at zero, so a converted model computes what the original does until
+    training moves them.
     Units are the last dimension for ``nn.Linear`` and the channel dimension (1) for convolutions and pointwise
     layers.
     """
 
-    def __init__(self, elementary: nn.Module, n_hyperparameters: int, context: HyperContext) -> None:
+    def __init__(self, elementary: nn.Module, n_inputs: int, context: HyperContext) -> None:
         super().__init__()
         self.elementary = elementary
         self.response = _response_of(elementary)
         units: int = elementary.weight.shape[0]  # type: ignore[union-attr,index,assignment]
         self.response_bias = nn.Parameter(torch.empty(units).uniform_(-(units**-0.5), units**-0.5))
-        self.weight_gate = nn.Linear(n_hyperparameters, units, bias=False)
-        self.bias_gate = nn.Linear(n_hyperparameters, units, bias=False)
+        self.weight_gate = nn.Linear(n_inputs, units, bias=False)
+        self.bias_gate = nn.Linear(n_inputs, units, bias=False)
         nn.init.zeros_(self.weight_gate.weight)
         nn.init.zeros_(self.bias_gate.weight)
         self.unit_dim = -1 if isinstance(elementary, nn.Linear) and not isinstance(elementary, PointwiseLinear) else 1

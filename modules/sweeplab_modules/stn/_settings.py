@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["APPLICATIONS", "TRANSFORMS", "OnlineHyperparameter", "SelfTuningSettings"]
+__all__ = ["APPLICATIONS", "HYPERNET_INPUTS", "TRANSFORMS", "OnlineHyperparameter", "SelfTuningSettings"]
 
 # How a hyperparameter acts on training: dropout on the outputs of named modules, dropout of input entries,
 # Gaussian noise on the (normalised) inputs, or a square cutout hole of a whole number of pixels per image.
@@ -16,6 +16,8 @@ APPLICATIONS = ("dropout", "input_dropout", "input_noise", "cutout")
 # sigmoid: low + (high - low) * sigmoid(u); softplus: low + softplus(u), capped at high; floor: an integer in
 # [low, high], the floor of low + (high + 1 - low) * sigmoid(u).
 TRANSFORMS = ("sigmoid", "softplus", "floor")
+# What the hypernetwork (the best-response gates) reads; see stn/_mip.py.
+HYPERNET_INPUTS = ("unconstrained", "mip")
 _DEFAULT_TRANSFORM = {"dropout": "sigmoid", "input_dropout": "sigmoid", "input_noise": "softplus", "cutout": "floor"}
 
 
@@ -39,6 +41,11 @@ class OnlineHyperparameter(BaseModel):
     @property
     def discrete(self) -> bool:
         return self.mapping == "floor"
+
+    @property
+    def span(self) -> float:
+        """Width of the continuous values' range: ``high - low``, one more for a discrete (floored) one."""
+        return self.high + 1 - self.low if self.discrete else self.high - self.low
 
     def problems(self) -> list[tuple[str, str]]:
         """(field, message) for every inconsistency between the fields; empty when the declaration is usable."""
@@ -69,10 +76,7 @@ class OnlineHyperparameter(BaseModel):
         """The unconstrained value whose transform is ``initial`` (the middle of its integer cell for floor)."""
         if self.mapping == "softplus":
             return math.log(math.expm1(self.initial - self.low))
-        if self.mapping == "floor":
-            fraction = (self.initial + 0.5 - self.low) / (self.high + 1 - self.low)
-        else:
-            fraction = (self.initial - self.low) / (self.high - self.low)
+        fraction = (self.initial + (0.5 if self.discrete else 0.0) - self.low) / self.span
         return math.log(fraction / (1 - fraction))
 
 
@@ -88,3 +92,9 @@ class SelfTuningSettings(BaseModel):
     val_steps: int = Field(1, ge=1, description="hyper steps (validation batches) after each group of weight steps")
     hyper_lr: float = Field(3e-3, gt=0, description="Adam learning rate of the hyperparameters and their scales")
     entropy_weight: float = Field(1e-3, ge=0, description="tau: weight of the perturbation entropy")
+    hypernet_input: Literal[HYPERNET_INPUTS] = Field(  # type: ignore[valid-type]
+        "unconstrained",
+        description="what the best-response gates read: the unconstrained hyperparameters (the STN paper) or "
+        "mip, the magnitude-invariant encoding [cos, sin](pi gamma / 2) of each value rescaled to [0, 1] (Ortiz, "
+        "Guttag, Dalca, ICLR 2024)",
+    )

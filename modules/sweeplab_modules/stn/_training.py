@@ -22,14 +22,15 @@ __all__ = ["SelfTuningMixin", "self_tuning_model", "self_tuning_task"]
 
 
 def self_tuning_model(
-    model: nn.Module, hyperparameters: Mapping[str, OnlineHyperparameter]
+    model: nn.Module, hyperparameters: Mapping[str, OnlineHyperparameter], hypernet_input: str = "unconstrained"
 ) -> tuple[nn.Module, HyperparameterSpace, HyperContext]:
     """``model`` converted in place into a self-tuning network: regularisers inserted and wrapped around it,
-    linear and convolution layers turned into best responses to the returned hyperparameters."""
+    linear and convolution layers turned into best responses to the returned hyperparameters, whose gates read
+    ``hypernet_input`` (see ``HyperContext``)."""
     space = HyperparameterSpace(hyperparameters)
-    context = HyperContext(space)
+    context = HyperContext(space, hypernet_input)
     wrapped = regularised(model, hyperparameters, context)
-    best_response_layers(wrapped, len(space), context)
+    best_response_layers(wrapped, context.input_size(len(space)), context)
     return wrapped, space, context
 
 

@@ -73,9 +73,12 @@ def train_self_tuning(context: TrialContext) -> TrialResult:
 
     study, plan = context.study, context.plan
     hyperparameters = study.spec.hyperparameters
-    model, space, hyper_context = self_tuning_model(build_seeded_model(study, plan), hyperparameters)
+    settings = SelfTuningSettings(**plan.self_tuning)
+    model, space, hyper_context = self_tuning_model(
+        build_seeded_model(study, plan), hyperparameters, settings.hypernet_input
+    )
     task = build_task(study, plan, model, self_tuning_task(import_target(study.task.target)))
-    task.attach(space, hyper_context, SelfTuningSettings(**plan.self_tuning), study.spec.trainer.gradient_clip_val)
+    task.attach(space, hyper_context, settings, study.spec.trainer.gradient_clip_val)
     # Lightning refuses gradient clipping with manual optimisation: the task clips its weight steps itself.
     result = fit_task(context, task, gradient_clip_val=None)
     schedule_path = context.workdir / Path(SCHEDULE_ARTIFACT).name
