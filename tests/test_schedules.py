@@ -69,7 +69,8 @@ def test_training_runs_the_schedule_epoch_by_epoch() -> None:
     recorder = RecordRates()
     x = torch.randn(8, 2)
     bare_trainer(max_epochs=6, callbacks=[recorder]).fit(
-        Regression(torch.nn.Linear(2, 1), config), train_dataloaders=InMemoryBatches(x, x[:, :1], batch_size=4, shuffle=False)
+        Regression(torch.nn.Linear(2, 1), config),
+        train_dataloaders=InMemoryBatches(x, x[:, :1], batch_size=4, shuffle=False),
     )
     assert recorder.rates == pytest.approx(_sharpdarts(6, 5.0, 0.05, 0.005)[:6], rel=1e-9)
 

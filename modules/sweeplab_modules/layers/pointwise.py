@@ -12,7 +12,6 @@ from sweeplab_modules.layers.polycom import PolyNorm, PolyReLU
 __all__ = ["ACTIVATIONS", "PointwiseLinear", "PointwiseMLP", "elementwise", "make_activation"]
 
 
-
 def elementwise(activation: Callable[[], nn.Module]) -> Callable[[int], nn.Module]:
     """An activation factory for ``ACTIVATIONS`` whose activation acts on each entry alone."""
     return lambda feature_dim: activation()
