@@ -18,29 +18,17 @@ from sweeplab_modules.layers.criticality import (  # noqa: E402
     CRITICAL_VARIANCES,
     critical_variances,
     initialize_at_criticality,
-    initialize_variances,
+    preactivation_variances,
 )
 
 DEPTH, WIDTH, NETWORKS = 32, 256, 16
 
 
 def _preactivation_variances(activation: str, weight_variance: float, bias_variance: float) -> np.ndarray:
-    """Mean squared preactivation of every layer of DEPTH-layer, WIDTH-wide MLPs on unit-variance inputs,
-    averaged over NETWORKS initialisations (the book's kernel is the mean over initialisations; one network
-    fluctuates around it by O(depth / width))."""
-    torch.manual_seed(0)
-    with torch.device("meta"):  # built without its default initialisation, which we replace anyway
-        net = FullyConnected([WIDTH] * (DEPTH + 1), activation, activate_last=True)
-    net.to_empty(device="cpu")
-    variances: list[float] = []
-    for layer in net:
-        if isinstance(layer, nn.Linear):
-            layer.register_forward_hook(lambda _m, _i, output: variances.append(float(output.pow(2).mean())))
-    for _ in range(NETWORKS):
-        initialize_variances(net, weight_variance, bias_variance)
-        with torch.no_grad():
-            net(torch.randn(8, WIDTH))
-    return np.array(variances).reshape(NETWORKS, DEPTH).mean(axis=0)
+    """The kernel of DEPTH-layer, WIDTH-wide MLPs on unit-variance inputs, averaged over NETWORKS of them."""
+    return np.array(
+        preactivation_variances(activation, weight_variance, bias_variance, depth=DEPTH, width=WIDTH, networks=NETWORKS)
+    )
 
 
 def test_relu_variance_is_flat_at_criticality_and_explodes_or_vanishes_off_it() -> None:
@@ -107,5 +95,5 @@ def test_every_linear_and_convolution_layer_gets_the_critical_variances() -> Non
     net = FullyConnected([64, 256, 256], "gelu", activate_last=True)
     initialize_at_criticality(net, "gelu")
     assert float(net[2].bias.detach().std()) == pytest.approx(math.sqrt(0.172922), rel=0.15)
-    with pytest.raises(ValueError, match="defined for relu, tanh, gelu, silu, not 'silu_sin'"):
-        initialize_at_criticality(net, "silu_sin")
+    with pytest.raises(ValueError, match="relu, tanh, gelu, silu; trunk_activation is 'silu_sin'"):
+        initialize_at_criticality(net, "silu_sin", "trunk_activation")
