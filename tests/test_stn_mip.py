@@ -108,7 +108,8 @@ def test_study_option_is_validated_searchable_and_trains(tmp_path: Path) -> None
     import optuna
     from mlflow.tracking import MlflowClient
 
-    from sweeplab._runner import RUN_ATTR, run_study
+    from sweeplab.record import RUN_ATTR
+    from sweeplab.run import run_study
 
     storage, tracking = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
     outcome = run_study(study, storage, tracking)
