@@ -36,6 +36,7 @@ from sweeplab_modules.layers.branch_trunk import FullyConnected
 
 __all__ = [
     "CRITICAL_VARIANCES",
+    "INITIALIZATIONS",
     "critical_variances",
     "initialize_at_criticality",
     "initialize_variances",
@@ -49,6 +50,9 @@ CRITICAL_VARIANCES: dict[str, tuple[float, float, float | None]] = {
     "gelu": (0.172922, 1.983058, (3 + math.sqrt(17)) / 2),
     "silu": (0.555143, 1.988005, 14.320089),
 }
+
+# A model's ``init`` choices: its published initialisation, or criticality for its activation.
+INITIALIZATIONS = ("default", "criticality")
 
 _WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 

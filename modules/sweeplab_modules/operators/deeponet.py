@@ -47,7 +47,11 @@ Published settings (the registry's ``paper`` presets, which the 1D and 2D varian
   epochs; test relative L2 0.0097 in the authors' run.
 
 DeepONet's layers start as in DeepXDE/Keras (Glorot-normal dense and Glorot-uniform convolution weights, zero
-biases); MultiONet's as in its authors' PyTorch code (PyTorch's defaults).
+biases); MultiONet's as in its authors' PyTorch code (PyTorch's defaults). ``init="criticality"`` starts them
+instead at criticality for their activation (``W ~ N(0, C_W / fan_in)``, ``b ~ N(0, C_b)``; The Principles of
+Deep Learning Theory, see ``layers/criticality.py``): these are the MLP-type operators, where the book's
+layer-to-layer analysis applies as it stands. MultiONet's encoder, branch and trunk each take the values of their
+own activation, which must be one the book analyses (relu, tanh, gelu, silu; not the sine-residual ones).
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ from sweeplab_modules.layers.branch_trunk import (
     make_branch_trunk_activation,
     periodic_features,
 )
+from sweeplab_modules.layers.criticality import INITIALIZATIONS, initialize_at_criticality
 from sweeplab_modules.layers.sensors import grid_points, sample_on_sensors
 from sweeplab_modules.layers.validation import check_grid_input, checked_choice, checked_size
 from sweeplab_modules.operators._variants import WithVariants
@@ -156,8 +161,9 @@ class DeepONet(_BranchTrunkOperator):
         trunk_harmonics: int = 0,
         encoder_channels: int = 64,
         encoder_layers: int = 0,
-        activation: Literal["tanh", "relu", "gelu", "silu"],
+        activation: Literal["tanh", "relu", "gelu", "silu", "polyrelu", "polynorm"],
         periodic: bool = False,
+        init: Literal["default", "criticality"] = "default",
     ) -> None:
         super().__init__(
             spatial_dims=spatial_dims,
@@ -182,7 +188,10 @@ class DeepONet(_BranchTrunkOperator):
         trunk_inputs = 2 * self.trunk_harmonics * spatial_dims if self.trunk_harmonics else spatial_dims
         self.trunk = FullyConnected([trunk_inputs, *trunk_hidden, n_basis], activation, activate_last=True)
         self.bias = nn.Parameter(torch.zeros(self.out_channels))
-        self.apply(_keras_initialization)
+        if checked_choice("init", init, INITIALIZATIONS) == "criticality":
+            initialize_at_criticality(self, activation)
+        else:
+            self.apply(_keras_initialization)
 
     def _evaluate(self, sensor_values: Tensor, points: Tensor) -> Tensor:
         coefficients = self.branch(self.encoder(sensor_values))
@@ -218,10 +227,15 @@ class MultiONet(_BranchTrunkOperator):
         encoder_channels: int = 32,
         encoder_layers: int = 0,
         encoder_features: int = 128,
-        encoder_activation: Literal["silu", "relu", "tanh", "gelu"] = "silu",
-        branch_activation: Literal["silu", "silu_id", "tanh", "relu", "gelu", "silu_sin", "tanh_sin"],
-        trunk_activation: Literal["silu_sin", "tanh_sin", "silu", "silu_id", "tanh", "relu", "gelu"],
+        encoder_activation: Literal["silu", "relu", "tanh", "gelu", "polyrelu", "polynorm"] = "silu",
+        branch_activation: Literal[
+            "silu", "silu_id", "tanh", "relu", "gelu", "silu_sin", "tanh_sin", "polyrelu", "polynorm"
+        ],
+        trunk_activation: Literal[
+            "silu_sin", "tanh_sin", "silu", "silu_id", "tanh", "relu", "gelu", "polyrelu", "polynorm"
+        ],
         periodic: bool = False,
+        init: Literal["default", "criticality"] = "default",
     ) -> None:
         super().__init__(
             spatial_dims=spatial_dims,
@@ -256,6 +270,12 @@ class MultiONet(_BranchTrunkOperator):
         self.trunk_activation = make_branch_trunk_activation(
             checked_choice("trunk_activation", trunk_activation, tuple(BRANCH_TRUNK_ACTIVATIONS))
         )
+        if checked_choice("init", init, INITIALIZATIONS) == "criticality":
+            # Each part at the criticality of the activation its layers' inputs went through.
+            if encoder_layers > 0:
+                initialize_at_criticality(self.encoder, encoder_activation, "encoder_activation")
+            initialize_at_criticality(self.branch_layers, branch_activation, "branch_activation")
+            initialize_at_criticality(self.trunk_layers, trunk_activation, "trunk_activation")
         # w_k per summed layer (and output channel), initialised to 0 as in the authors' code; one bias per channel.
         self.layer_weights = nn.Parameter(torch.zeros(self.sum_layers, self.out_channels))
         self.bias = nn.Parameter(torch.zeros(self.out_channels))

@@ -34,7 +34,7 @@ from sweeplab_modules.layers import (
     make_activation,
     pad_domain,
 )
-from sweeplab_modules.layers.validation import checked_size
+from sweeplab_modules.layers.validation import checked_choice, checked_size
 from sweeplab_modules.operators._variants import WithVariants
 
 __all__ = ["FNO", "FNO1d", "FNO2d"]
@@ -59,7 +59,7 @@ class FNO(WithVariants, nn.Module):
         projection_width: int = 128,
         padding: int = 0,
         padding_fraction: float = 0.0,
-        activation: Literal["gelu", "relu"] = "gelu",
+        activation: Literal["gelu", "relu", "polyrelu", "polynorm"] = "gelu",
     ) -> None:
         super().__init__()
         in_channels = checked_size("in_channels", in_channels, minimum=1)
@@ -68,8 +68,7 @@ class FNO(WithVariants, nn.Module):
         modes = checked_size("modes", modes, minimum=1)
         n_layers = checked_size("n_layers", n_layers, minimum=1)
         projection_width = checked_size("projection_width", projection_width, minimum=1)
-        if activation not in ("gelu", "relu"):
-            raise ValueError(f"activation must be 'gelu' or 'relu', got {activation!r}")
+        activation = checked_choice("activation", activation, ("gelu", "relu", "polyrelu", "polynorm"))
         self.spatial_dims = spatial_dims = checked_size("spatial_dims", spatial_dims, minimum=1)
         self.in_channels = in_channels
         self.padding = checked_size("padding", padding, minimum=0)

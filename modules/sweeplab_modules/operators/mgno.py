@@ -197,7 +197,7 @@ class MgNO(nn.Module):
         post_smoothing_steps: int = 0,
         padding_mode: Literal["zeros", "circular", "reflect", "replicate"] = "zeros",
         restrict_residual: bool = False,
-        activation: Literal["gelu", "relu", "silu", "tanh"] = "gelu",
+        activation: Literal["gelu", "relu", "silu", "tanh", "polyrelu", "polynorm"] = "gelu",
     ) -> None:
         super().__init__()
         self.in_channels = checked_size("in_channels", in_channels, minimum=1)
@@ -221,7 +221,8 @@ class MgNO(nn.Module):
         self.pointwise = nn.ModuleList(
             PointwiseLinear(in_channels if layer == 0 else width, width) for layer in range(n_layers)
         )
-        self.activation = make_activation(activation)
+        # One activation module per layer: a learnable one (PolyCom) has its own coefficients in each.
+        self.activations = nn.ModuleList(make_activation(activation) for _ in range(n_layers))
         self.output = PointwiseLinear(width, out_channels, bias=False)
 
     @staticmethod
@@ -239,6 +240,6 @@ class MgNO(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         check_grid_input(x, self.in_channels)
         u = x
-        for v_cycle, pointwise in zip(self.v_cycles, self.pointwise, strict=True):
-            u = self.activation(v_cycle(u) + pointwise(u))
+        for v_cycle, pointwise, activation in zip(self.v_cycles, self.pointwise, self.activations, strict=True):
+            u = activation(v_cycle(u) + pointwise(u))
         return self.output(u)
