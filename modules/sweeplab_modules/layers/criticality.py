@@ -47,8 +47,8 @@ __all__ = [
 CRITICAL_VARIANCES: dict[str, tuple[float, float, float | None]] = {
     "relu": (0.0, 2.0, None),
     "tanh": (0.0, 1.0, 0.0),
-    "gelu": (0.172922, 1.983058, (3 + math.sqrt(17)) / 2),
-    "silu": (0.555143, 1.988005, 14.320089),
+    "gelu": (0.1729224, 1.9830583, (3 + math.sqrt(17)) / 2),
+    "silu": (0.5551432, 1.9880047, 14.320089),
 }
 
 # A model's ``init`` choices: its published initialisation, or criticality for its activation.
