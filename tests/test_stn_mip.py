@@ -35,18 +35,16 @@ def test_encoding_is_a_unit_quarter_circle_per_value() -> None:
     half = math.sqrt(0.5)
     assert encoded[0].tolist() == pytest.approx([1.0, 0.0, 0.0, 1.0], abs=1e-7)
     assert encoded[1].tolist() == pytest.approx([half, math.cos(math.pi / 8), half, math.sin(math.pi / 8)])
-    with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        magnitude_invariant_encoding(torch.tensor([[1.5]]))
 
 
 def test_gates_read_an_input_of_constant_norm_wherever_the_hyperparameters_are() -> None:
     space = HyperparameterSpace(DECLARED)
-    unconstrained = torch.tensor([[-8.0, -8.0, -8.0], [0.0, 0.0, 0.0], [2.0, 1.0, -1.0], [8.0, 8.0, 8.0]])
+    unconstrained = torch.tensor([[-8.0, -8.0, -8.0], [0.0, 0.0, 0.0], [2.0, 1.0, -1.0], [40.0, 40.0, 40.0]])
     fractions = space.fractions(unconstrained)
     for i, declared in enumerate(DECLARED.values()):
         values = constrained_value(declared, unconstrained[:, i])
-        assert fractions[:, i].tolist() == pytest.approx(((values - declared.low) / declared.span).tolist())
-    assert float(fractions.min()) >= 0 and float(fractions.max()) <= 1  # softplus capped at high: at most 1
+        assert fractions[:, i].tolist() == pytest.approx(((values - declared.low) / declared.span).tolist(), abs=1e-6)
+    assert float(fractions.min()) >= 0 and float(fractions.max()) <= 1  # exactly, at the ends too
     mip, plain = HyperContext(space, "mip"), HyperContext(space)
     mip.set(unconstrained, {})
     plain.set(unconstrained, {})

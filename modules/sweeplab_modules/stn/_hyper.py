@@ -70,9 +70,12 @@ class HyperparameterSpace(nn.Module):
         }
 
     def fractions(self, unconstrained: Tensor) -> Tensor:
-        """(rows, hyperparameters): where each continuous value lies in its range, from 0 (low) to 1."""
+        """(rows, hyperparameters): where each continuous value lies in its range, ``(value - low) / span`` in
+        [0, 1], computed from the unconstrained value directly (no rounding past the ends)."""
         columns = [
-            (constrained_value(declared, unconstrained[:, i]) - declared.low) / declared.span
+            (F.softplus(unconstrained[:, i]) / declared.span).clamp_max(1.0)
+            if declared.mapping == "softplus"
+            else torch.sigmoid(unconstrained[:, i])
             for i, declared in enumerate(self.declarations.values())
         ]
         return torch.stack(columns, dim=1)

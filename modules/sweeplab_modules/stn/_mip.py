@@ -26,9 +26,8 @@ __all__ = ["magnitude_invariant_encoding"]
 
 
 def magnitude_invariant_encoding(fractions: Tensor) -> Tensor:
-    """``(rows, k)`` values in ``[0, 1]`` -> ``(rows, 2 k)``: the cosines of ``pi / 2`` times each, then the
-    sines; each (cos, sin) pair has unit norm, so every row has norm ``sqrt(k)``."""
-    if fractions.detach().min() < 0 or fractions.detach().max() > 1:
-        raise ValueError("the magnitude-invariant encoding takes values rescaled to [0, 1]")
+    """``(rows, k)`` values in ``[0, 1]`` (rescaled to it: outside, distinct values may share a code) ->
+    ``(rows, 2 k)``: the cosines of ``pi / 2`` times each, then the sines; each (cos, sin) pair has unit norm, so
+    every row has norm ``sqrt(k)``."""
     angles = (math.pi / 2) * fractions
     return torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1)
