@@ -53,6 +53,7 @@ def test_polycom_is_an_activation_choice(model: str, parameter: str, activation:
     output.pow(2).mean().backward()
     coefficients = [m.coefficients for m in built.modules() if isinstance(m, POLYCOM[activation])]
     assert all(c.grad is not None for c in coefficients)
+    assert len(coefficients) >= 2  # one set of coefficients per layer, as in the paper, not one for the network
 
 
 CRITICALITY_MODELS = sorted(m for m in MODELS if "init" in constructor_parameters(MODELS[m].target))

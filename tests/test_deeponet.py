@@ -200,8 +200,10 @@ def test_multionet_starts_at_its_bias_and_reduces_to_one_inner_product() -> None
         model.layer_weights.copy_(torch.tensor([[0.0], [0.0], [float(model.sum_layers)]]))
     points = torch.rand(1, 4, 1, dtype=torch.float64)
     branch, trunk = x.flatten(start_dim=1), points[0]
-    for b_layer, t_layer in zip(model.branch_layers, model.trunk_layers, strict=True):
-        branch, trunk = model.branch_activation(b_layer(branch)), model.trunk_activation(t_layer(trunk))
+    for b_layer, b_act, t_layer, t_act in zip(
+        model.branch_layers, model.branch_activations, model.trunk_layers, model.trunk_activations, strict=True
+    ):
+        branch, trunk = b_act(b_layer(branch)), t_act(t_layer(trunk))
     torch.testing.assert_close(model.query(x, points)[:, 0], branch @ trunk.T)
 
 

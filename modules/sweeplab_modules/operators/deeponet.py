@@ -264,12 +264,13 @@ class MultiONet(_BranchTrunkOperator):
         self.trunk_layers = nn.ModuleList(
             nn.Linear(fan_in, width) for fan_in in [spatial_dims] + [width] * (n_layers - 1)
         )
-        self.branch_activation = make_branch_trunk_activation(
-            checked_choice("branch_activation", branch_activation, tuple(BRANCH_TRUNK_ACTIVATIONS))
+        checked_choice("branch_activation", branch_activation, tuple(BRANCH_TRUNK_ACTIVATIONS))
+        checked_choice("trunk_activation", trunk_activation, tuple(BRANCH_TRUNK_ACTIVATIONS))
+        # One activation module per layer: a learnable one (PolyCom) has its own coefficients in each.
+        self.branch_activations = nn.ModuleList(
+            make_branch_trunk_activation(branch_activation) for _ in range(n_layers)
         )
-        self.trunk_activation = make_branch_trunk_activation(
-            checked_choice("trunk_activation", trunk_activation, tuple(BRANCH_TRUNK_ACTIVATIONS))
-        )
+        self.trunk_activations = nn.ModuleList(make_branch_trunk_activation(trunk_activation) for _ in range(n_layers))
         if checked_choice("init", init, INITIALIZATIONS) == "criticality":
             # Each part at the criticality of the activation its layers' inputs went through.
             if encoder_layers > 0:
@@ -284,9 +285,13 @@ class MultiONet(_BranchTrunkOperator):
         branch, trunk = self.encoder(sensor_values), points
         first_summed = len(self.branch_layers) - self.sum_layers
         weighted_products = []
-        for index, (branch_layer, trunk_layer) in enumerate(zip(self.branch_layers, self.trunk_layers, strict=True)):
-            branch = self.branch_activation(branch_layer(branch))
-            trunk = self.trunk_activation(trunk_layer(trunk))
+        branches = zip(self.branch_layers, self.branch_activations, strict=True)
+        trunks = zip(self.trunk_layers, self.trunk_activations, strict=True)
+        for index, ((branch_layer, branch_activation), (trunk_layer, trunk_activation)) in enumerate(
+            zip(branches, trunks, strict=True)
+        ):
+            branch = branch_activation(branch_layer(branch))
+            trunk = trunk_activation(trunk_layer(trunk))
             if index >= first_summed:
                 weight = self.layer_weights[index - first_summed][:, None]
                 weighted_products.append(weight * _inner_products(branch, trunk, self.out_channels))
