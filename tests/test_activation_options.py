@@ -7,14 +7,12 @@ import math
 import typing
 
 import pytest
+import torch
+from torch import nn
 
-torch = pytest.importorskip("torch")
-
-from torch import nn  # noqa: E402
-
-from sweeplab_modules.layers import PolyNorm, PolyReLU  # noqa: E402
-from sweeplab_modules.layers.criticality import critical_variances  # noqa: E402
-from sweeplab_modules.registry import MODELS, build_model, constructor_parameters  # noqa: E402
+from sweeplab_modules.layers import PolyNorm, PolyReLU
+from sweeplab_modules.layers.criticality import critical_variances
+from sweeplab_modules.registry import MODELS, build_model, constructor_parameters
 
 GRIDS = {1: (40,), 2: (25, 30)}
 POLYCOM = {"polyrelu": PolyReLU, "polynorm": PolyNorm}

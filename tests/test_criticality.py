@@ -8,13 +8,11 @@ import math
 
 import numpy as np
 import pytest
+import torch
+from torch import nn
 
-torch = pytest.importorskip("torch")
-
-from torch import nn  # noqa: E402
-
-from sweeplab_modules.layers.branch_trunk import ConvEncoder, FullyConnected  # noqa: E402
-from sweeplab_modules.layers.criticality import (  # noqa: E402
+from sweeplab_modules.layers.branch_trunk import ConvEncoder, FullyConnected
+from sweeplab_modules.layers.criticality import (
     CRITICAL_VARIANCES,
     critical_variances,
     initialize_at_criticality,

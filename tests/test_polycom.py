@@ -4,11 +4,10 @@ learnable coefficients, and both through the shared activation factories."""
 from __future__ import annotations
 
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-
-from sweeplab_modules.layers import ACTIVATIONS, PolyNorm, PolyReLU, make_activation  # noqa: E402
-from sweeplab_modules.layers.branch_trunk import (  # noqa: E402
+from sweeplab_modules.layers import ACTIVATIONS, PolyNorm, PolyReLU, make_activation
+from sweeplab_modules.layers.branch_trunk import (
     BRANCH_TRUNK_ACTIVATIONS,
     ConvEncoder,
     FullyConnected,

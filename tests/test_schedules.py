@@ -45,8 +45,8 @@ def test_power_shapes_the_decay_and_one_is_the_limit_of_cosine() -> None:
 
 
 def test_training_runs_the_schedule_epoch_by_epoch() -> None:
-    torch = pytest.importorskip("torch")
-    pl = pytest.importorskip("pytorch_lightning")
+    import pytorch_lightning as pl
+    import torch
     from conftest import bare_trainer
 
     from sweeplab.data.datamodule import InMemoryBatches

@@ -32,11 +32,22 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from sweeplab_modules.layers.branch_trunk import make_branch_trunk_activation
 from sweeplab_modules.layers.sensors import grid_points, sample_on_sensors
 
 __all__ = ["AcousticDeepONet", "ModifiedMLP"]
 
-_ACTIVATIONS = {"sin": torch.sin, "tanh": torch.tanh, "relu": torch.relu}
+_ACTIVATIONS = ("sin", "tanh", "relu", "polyrelu", "polynorm")
+
+
+class _Sine(nn.Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.sin(x)
+
+
+def _activation(name: str) -> nn.Module:
+    """A fresh activation module: one per layer, so that learned ones (PolyCom) have coefficients per layer."""
+    return _Sine() if name == "sin" else make_branch_trunk_activation(name)
 
 
 class ModifiedMLP(nn.Module):
@@ -53,21 +64,24 @@ class ModifiedMLP(nn.Module):
         modified: bool,
     ) -> None:
         super().__init__()
-        self.activation = _ACTIVATIONS[activation]
         self.angular_frequency = angular_frequency if activation == "sin" else 1.0
         self.hidden = nn.ModuleList([nn.Linear(in_features if i == 0 else width, width) for i in range(n_hidden)])
+        self.activations = nn.ModuleList(_activation(activation) for _ in range(n_hidden))
         self.output = nn.Linear(width, out_features)
         self.encoders = nn.ModuleList([nn.Linear(in_features, width) for _ in range(2)]) if modified else None
+        self.encoder_activations = nn.ModuleList(_activation(activation) for _ in range(2)) if modified else None
         reading_input = [self.hidden[0], *(self.encoders or [])]
         for layer in self.modules():
             if isinstance(layer, nn.Linear):
                 _initialise(layer, activation, reads_input=any(layer is other for other in reading_input))
 
     def forward(self, z: Tensor) -> Tensor:
-        gates = [self.activation(encoder(z)) for encoder in self.encoders] if self.encoders is not None else None
+        gates = None
+        if self.encoders is not None and self.encoder_activations is not None:
+            gates = [act(encoder(z)) for encoder, act in zip(self.encoders, self.encoder_activations, strict=True)]
         h = z * self.angular_frequency
-        for layer in self.hidden:
-            h = self.activation(layer(h))
+        for layer, act in zip(self.hidden, self.activations, strict=True):
+            h = act(layer(h))
             if gates is not None:
                 h = h * gates[0] + (1.0 - h) * gates[1]
         return self.output(h)
@@ -100,7 +114,7 @@ class AcousticDeepONet(nn.Module):
         trunk_width: int = 2048,
         trunk_layers: int = 5,
         architecture: Literal["mod_mlp", "mlp"] = "mod_mlp",
-        activation: Literal["sin", "tanh", "relu"] = "sin",
+        activation: Literal["sin", "tanh", "relu", "polyrelu", "polynorm"] = "sin",
         angular_frequency: float = 30.0,
         feature_frequencies: Sequence[float] = (1.458, 0.729, 0.486),
     ) -> None:
