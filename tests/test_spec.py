@@ -531,3 +531,19 @@ def test_recorded_urls_never_hold_a_password() -> None:
     )
     assert redacted("sqlite:///mlruns/optuna.db") == "sqlite:///mlruns/optuna.db"
     assert redacted("--n-trials") == "--n-trials"
+
+
+def test_a_schema_error_does_not_hide_the_checks_of_the_other_sections(tmp_path: Path) -> None:
+    # The README's example: an unknown trainer key (schema) and a log range from 0 (checker), both in one report.
+    text = TINY_STUDY.replace("  lr: {low: 1.0e-3,", "  lr: {low: 0.0,").replace("  max_epochs: 2", "  max_epoch: 2")
+    with pytest.raises(StudyError) as raised:
+        load_study(write_study(tmp_path, text))
+    lines = str(raised.value).splitlines()
+    assert len(lines) == 2, lines
+    assert "search.lr.low: must be > 0 for a log scale" in lines[0]
+    assert "trainer.max_epoch: unknown key (did you mean 'max_epochs'?)" in lines[1]
+    # A required section that fails leaves nothing to check the others against: its issues alone.
+    missing = TINY_STUDY.replace("  lr: {low: 1.0e-3,", "  lr: {low: 0.0,").replace("minimize", "sideways")
+    with pytest.raises(StudyError, match="objective.direction") as raised:
+        load_study(write_study(tmp_path, missing))
+    assert "log scale" not in str(raised.value)

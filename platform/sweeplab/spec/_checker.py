@@ -108,14 +108,28 @@ def parse_study(text: str, source: str = "<study>") -> Study:
     try:
         spec = StudySpec.model_validate(raw)
     except ValidationError as error:
-        issues = _pydantic_issues(error.errors(), raw)
-        raise StudyError(source, [_with_line(i, lines) for i in issues]) from None
+        issues = _pydantic_issues(error.errors(), raw) + _issues_elsewhere(error, raw, source, text)
+        raise StudyError(source, sorted((_with_line(i, lines) for i in issues), key=lambda i: i.line or 0)) from None
     checker = _Checker(spec)
     study = checker.resolve(source, text)
     if checker.issues:
         raise StudyError(source, [_with_line(i, lines) for i in checker.issues])
     assert study is not None
     return study
+
+
+def _issues_elsewhere(error: ValidationError, raw: dict[str, Any], source: str, text: str) -> list[SpecIssue]:
+    """What the checker finds in the sections that passed the schema, so that one run of ``validate`` reports
+    every independent problem: the study without its failed sections (their defaults instead), when that is a
+    study; nothing when a failed section is one the others depend on (a required one)."""
+    failed = {str(e["loc"][0]) for e in error.errors() if e["loc"]}
+    try:
+        spec = StudySpec.model_validate({key: value for key, value in raw.items() if key not in failed})
+    except ValidationError:
+        return []
+    checker = _Checker(spec)
+    checker.resolve(source, text)
+    return [issue for issue in checker.issues if not issue.location or str(issue.location[0]) not in failed]
 
 
 def _with_line(issue: SpecIssue, lines: Mapping[Location, int]) -> SpecIssue:
