@@ -16,6 +16,7 @@ from conftest import ui_server
 from mlflow.tracking import MlflowClient
 
 from sweeplab.cli import main
+from sweeplab.commands._ui import experiment_url
 from sweeplab.compare import report_name
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -68,14 +69,14 @@ def ui(recorded_tiny_study) -> Iterator[str]:
 
 
 def test_a_study_experiment_opens_on_its_training_runs(browser, ui, recorded_tiny_study) -> None:
-    """MLflow 3 opens an experiment without a kind on its GenAI overview (traces, an assistant, "Detect Issues");
-    sweeplab marks its experiments as model training, so the default page is the runs table with the study."""
+    """MLflow 3 opens an experiment on its GenAI overview (traces, an assistant, "Detect Issues"); the address
+    `sweeplab ui` prints for a study opens the runs table with the study instead."""
     client = MlflowClient(recorded_tiny_study.tracking_uri)
     experiment = client.get_experiment_by_name("tiny")
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     parent_id = recorded_tiny_study.outcome.parent_run_id
     page = browser.new_page()
-    page.goto(f"{ui}/#/experiments/{experiment.experiment_id}")  # no tab named: the experiment's default page
+    page.goto(experiment_url(ui, experiment.experiment_id))  # no tab named: the experiment's default page
     page.locator(f'a[href$="/runs/{parent_id}"]').wait_for()
     assert page.get_by_text("Detect Issues").count() == 0 and "/traces" not in page.url
     page.locator(".ag-row", has=page.locator(f'a[href$="/runs/{parent_id}"]')).locator(
