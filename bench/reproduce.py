@@ -21,7 +21,7 @@ from sweeplab.run import run_study
 from sweeplab.spec import load_study
 
 STUDY = Path(__file__).resolve().parents[1] / "studies" / "darcy_architectures_paper.yaml"
-# Test relative L2 on Darcy 85 x 85 (FNO paper; LSM paper's Table 1); /work/shared/reference/anchors.md.
+# Test relative L2 on Darcy 85 x 85 (FNO paper; LSM paper's Table 1); ../shared/reference/anchors.md.
 PUBLISHED = {"fno2d": 0.0108, "unet2d": 0.0080, "lsm": 0.0065, "deeponet2d": 0.0588}
 GOAL_MARGIN = 1.10
 

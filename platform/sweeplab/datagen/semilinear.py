@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sweeplab.data._splits import ResolutionArrays
 from sweeplab.datagen._batched import generate_in_batches, sample_rng
-from sweeplab.datagen._spectral import dealiasing_cutoff
+from sweeplab.datagen._spectral import etdrk4_solve
 
 __all__ = [
     "KdVParams",
@@ -50,8 +50,6 @@ __all__ = [
     "kuramoto_sivashinsky_operators",
     "observe",
 ]
-
-_CONTOUR_POINTS = 64
 
 
 class _TrajectoryParams(BaseModel):
@@ -129,59 +127,6 @@ class KuramotoSivashinskyParams(_TrajectoryParams):
     warmup: float = Field(100.0, ge=0.0, description="Time run before the first snapshot (transient discarded).")
     initial_modes: int = Field(8, ge=1, description="Fourier modes of the random initial field.")
     initial_amplitude: float = Field(1.0, gt=0.0, description="Standard deviation of the initial field.")
-
-
-def _phi_functions(linear: np.ndarray, dt: float) -> tuple[np.ndarray, ...]:
-    """exp(L dt), exp(L dt / 2) and the ETDRK4 weights for a diagonal, complex L: contour means of each phi
-    function over a unit circle around z = L dt (exact for all z, z = 0 included)."""
-    circle = np.exp(2j * np.pi * (np.arange(_CONTOUR_POINTS) + 0.5) / _CONTOUR_POINTS)
-    z = linear[:, None] * dt + circle[None, :]
-    exp_z = np.exp(z)
-
-    def mean(values: np.ndarray) -> np.ndarray:
-        result = dt * np.mean(values, axis=-1)
-        return result.real if np.isrealobj(linear) else result
-
-    q = mean((np.exp(z / 2.0) - 1.0) / z)
-    f1 = mean((-4.0 - z + exp_z * (4.0 - 3.0 * z + z**2)) / z**3)
-    f2 = mean((2.0 + z + exp_z * (z - 2.0)) / z**3)
-    f3 = mean((-4.0 - 3.0 * z - z**2 + exp_z * (4.0 - z)) / z**3)
-    return np.exp(linear * dt), np.exp(linear * dt / 2.0), q, f1, f2, f3
-
-
-def etdrk4_solve(
-    u0: np.ndarray,
-    linear: np.ndarray,
-    flux_factor: np.ndarray,
-    dt: float,
-    steps_per_snapshot: int,
-    n_snapshots: int,
-) -> np.ndarray:
-    """Snapshots (..., n_snapshots, n) of u_t = L u + flux_factor (u^2)_hat every ``steps_per_snapshot`` steps of
-    ``dt`` from ``u0`` (..., n), both operators diagonal on the rfft modes; modes with 3k >= n dropped."""
-    size = u0.shape[-1]
-    kept = np.arange(size // 2 + 1) <= dealiasing_cutoff(size)
-    flux = np.where(kept, flux_factor, 0.0)
-    decay, half_decay, q, f1, f2, f3 = _phi_functions(linear, dt)
-
-    def nonlinear(spectrum: np.ndarray) -> np.ndarray:
-        u = np.fft.irfft(spectrum, n=size)
-        return flux * np.fft.rfft(u * u)
-
-    v = np.where(kept, np.fft.rfft(np.asarray(u0, dtype=np.float64)), 0.0)
-    snapshots = np.empty(u0.shape[:-1] + (n_snapshots, size))
-    for index in range(n_snapshots):
-        for _ in range(steps_per_snapshot):
-            n_v = nonlinear(v)
-            a = half_decay * v + q * n_v
-            n_a = nonlinear(a)
-            b = half_decay * v + q * n_a
-            n_b = nonlinear(b)
-            c = half_decay * a + q * (2.0 * n_b - n_v)
-            n_c = nonlinear(c)
-            v = decay * v + f1 * n_v + 2.0 * f2 * (n_a + n_b) + f3 * n_c
-        snapshots[..., index, :] = np.fft.irfft(v, n=size)
-    return snapshots
 
 
 def _wavenumbers(size: int, length: float) -> np.ndarray:
