@@ -107,6 +107,10 @@ def fit_task(
         enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
+        # Evaluation under no_grad, not inference mode: a TorchScript graph (geoopt's manifold maths) optimised
+        # during an inference-mode pass keeps inference tensors as constants, and the next trial of the process
+        # then fails in training ("Inference tensors cannot be saved for backward").
+        inference_mode=False,
         default_root_dir=context.workdir,
     )
     # The loss actually used: a study that leaves it to the task's default records that default, not None.
