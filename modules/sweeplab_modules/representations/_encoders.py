@@ -9,7 +9,19 @@ from torch import Tensor, nn
 __all__ = ["ConvEncoder", "MLPEncoder", "ResNetEncoder"]
 
 
-class ConvEncoder(nn.Module):
+class _ImageEncoder(nn.Module):
+    """An image encoder: ``layers`` map (batch, channels, height, width) to (batch, ``feature_dim``)."""
+
+    layers: nn.Sequential
+    feature_dim: int
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim != 4:
+            raise ValueError(f"expected images (batch, channels, height, width), got {tuple(x.shape)}")
+        return self.layers(x)
+
+
+class ConvEncoder(_ImageEncoder):
     """``n_blocks`` blocks of (3x3 conv, batch norm, ReLU, 2x2 max pool) doubling the channels from ``width``,
     then global average pooling: features of dimension ``width * 2^(n_blocks - 1)`` for any image size."""
 
@@ -31,11 +43,6 @@ class ConvEncoder(nn.Module):
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
         self.layers = nn.Sequential(*layers)
         self.feature_dim = channels
-
-    def forward(self, x: Tensor) -> Tensor:
-        if x.ndim != 4:
-            raise ValueError(f"expected images (batch, channels, height, width), got {tuple(x.shape)}")
-        return self.layers(x)
 
 
 class MLPEncoder(nn.Module):
@@ -77,7 +84,7 @@ class _BasicBlock(nn.Module):
         return nn.functional.relu(self.branch(x) + self.skip(x))
 
 
-class ResNetEncoder(nn.Module):
+class ResNetEncoder(_ImageEncoder):
     """He et al.'s CIFAR ResNet: 3x3 stem, one stage per width of ``blocks_per_stage`` basic blocks (stride 2 from
     the second stage on; 1x1 projection skips), global average pooling: features of dimension ``widths[-1]``.
     The Euclidean twin of the Poincaré ResNet encoder, layer for layer."""
@@ -99,8 +106,3 @@ class ResNetEncoder(nn.Module):
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
         self.layers = nn.Sequential(*layers)
         self.feature_dim = channels
-
-    def forward(self, x: Tensor) -> Tensor:
-        if x.ndim != 4:
-            raise ValueError(f"expected images (batch, channels, height, width), got {tuple(x.shape)}")
-        return self.layers(x)
