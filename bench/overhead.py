@@ -11,12 +11,17 @@ alternate, and the ratio of each pair is reported (the machine is shared and noi
 A third side, Lightning alone, runs the hand-written computation as a bare LightningModule in a Trainer without
 logger or callbacks: the share of the overhead that is Lightning's own loop, which every trial runs.
 
-    python bench/overhead.py [--repeats 6] [--epochs 15] [--threads N] [--clock wall|cpu]
+``--fixed-cost`` measures what a trial costs beyond its computation instead: the three sides with a one-layer,
+width-2 FNO (the computation negligible), the differences between them, and sweeplab's share split by where its
+time goes (each part's own time, without the parts it calls).
+
+    python bench/overhead.py [--repeats 6] [--epochs 15] [--threads N] [--clock wall|cpu] [--fixed-cost]
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import functools
 import os
@@ -41,10 +46,12 @@ from sweeplab_modules.operators.fno import FNO2d
 QUICKSTART_DATA = {"fine_resolution": 141, "resolution": 29, "n_train": 200, "n_val": 50, "n_test": 50, "seed": 0}
 # The smallest and the largest FNO of the quickstart's search space.
 CONFIGS = {
-    "small (width 16, modes 6, batch 10)": {"width": 16, "modes": 6, "batch_size": 10},
-    "large (width 32, modes 12, batch 20)": {"width": 32, "modes": 12, "batch_size": 20},
+    "small (width 16, modes 6, batch 10)": {"width": 16, "modes": 6, "n_layers": 4, "padding": 5, "batch_size": 10},
+    "large (width 32, modes 12, batch 20)": {"width": 32, "modes": 12, "n_layers": 4, "padding": 5, "batch_size": 20},
 }
-FIXED: dict[str, Any] = {"n_layers": 4, "padding": 5}
+# The computation negligible: what remains is each side's fixed cost per trial.
+NEGLIGIBLE = {"width": 2, "modes": 2, "n_layers": 1, "padding": 0, "batch_size": 10}
+MODEL_KEYS = ("width", "modes", "n_layers", "padding")
 LR, SEED = 3e-3, 0
 SPLITS = ("train", "val", "test")
 # Wall time by default; --clock cpu takes the process's CPU time, steadier when other programs share the cores.
@@ -59,13 +66,17 @@ def quickstart_splits() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     return {s: (torch.from_numpy(getattr(data, f"x_{s}")), torch.from_numpy(getattr(data, f"y_{s}"))) for s in SPLITS}
 
 
+def model_params(config: dict[str, int]) -> dict[str, int]:
+    return {key: config[key] for key in MODEL_KEYS}
+
+
 def hand_written(config: dict[str, int], epochs: int) -> float:
     """What a user writes without a platform; returns seconds."""
     splits = quickstart_splits()
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = (splits[s] for s in SPLITS)
     started = clock()
     torch.manual_seed(SEED)
-    model = FNO2d(1, 1, width=config["width"], modes=config["modes"], **FIXED)
+    model = FNO2d(1, 1, **model_params(config))
     x_mean, x_std = x_train.mean(), x_train.std()
     y_mean, y_std = y_train.mean(), y_train.std()
 
@@ -108,7 +119,7 @@ def lightning_alone(config: dict[str, int], epochs: int) -> float:
     class Bare(pl.LightningModule):
         def __init__(self) -> None:
             super().__init__()
-            self.model = FNO2d(1, 1, width=config["width"], modes=config["modes"], **FIXED)
+            self.model = FNO2d(1, 1, **model_params(config))
             self.scales = (x_train.mean(), x_train.std(), y_train.mean(), y_train.std())
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -150,7 +161,7 @@ def study_text(config: dict[str, int], epochs: int, threads: int) -> str:
         "name": "overhead",
         "objective": {"metric": "val_rel_l2"},
         "data": {"name": "darcy", "params": QUICKSTART_DATA},
-        "models": [{"name": "fno2d", "params": {"width": config["width"], "modes": config["modes"], **FIXED}}],
+        "models": [{"name": "fno2d", "params": model_params(config)}],
         "search": {"optimizer": "adam", "lr": LR, "batch_size": config["batch_size"], "scheduler": "cosine"},
         "trainer": {"max_epochs": epochs, "seed": SEED, "num_threads": threads},
         "sampler": "random",
@@ -182,12 +193,116 @@ class SweeplabTrials:
         return clock() - started
 
 
+class Breakdown:
+    """Where a sweeplab trial's own time goes: each wrapped function's time without that of the wrapped functions
+    it calls, summed by label, while ``installed``."""
+
+    def __init__(self) -> None:
+        self.seconds: collections.Counter[str] = collections.Counter()
+        self._stack: list[list[Any]] = []  # [label, time of entry or of the last return from a nested part]
+
+    def _timed(self, label: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(function)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            now = clock()
+            if self._stack:
+                self.seconds[self._stack[-1][0]] += now - self._stack[-1][1]
+            self._stack.append([label, now])
+            try:
+                return function(*args, **kwargs)
+            finally:
+                now = clock()
+                done, started = self._stack.pop()
+                self.seconds[done] += now - started
+                if self._stack:
+                    self._stack[-1][1] = now
+
+        return timed
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[Breakdown]:
+        import optuna.study._optimize as optimize
+
+        from sweeplab.run._recording import StudyRecorder
+        from sweeplab.run._session import StudyRunner
+        from sweeplab.tracking._mlflow import MetricBuffer
+        from sweeplab.training._callbacks import EpochCallback, GuardCallback, PruningCallback
+
+        parts = [
+            (optimize, "_run_trial", "Optuna: ask, tell, sampling"),
+            (StudyRunner, "_objective", "trial set-up (plan sampled; model, task, Trainer built)"),
+            (StudyRecorder, "open_trial_run", "trial run opened (MLflow run, params, tags)"),
+            (PruningCallback, "on_validation_end", "Optuna: report + pruning decision, per epoch"),
+            (GuardCallback, "on_train_batch_end", "non-finite guard, per step"),
+            (EpochCallback, "on_train_batch_end", "progress display, per step"),
+            (EpochCallback, "on_validation_end", "progress display, per epoch"),
+            (MetricBuffer, "flush", "metric rows written (MLflow log_batch)"),
+            (StudyRunner, "_after_trial", "after the trial (best so far, checkpoint, run closed)"),
+        ]
+        originals = [(owner, name, getattr(owner, name)) for owner, name, _ in parts]
+        for owner, name, label in parts:
+            setattr(owner, name, self._timed(label, getattr(owner, name)))
+        # Lightning's work inside the trial is the other sides' too: timed apart, so it is not sweeplab's share.
+        import pytorch_lightning as pl
+
+        lightning = {
+            "fit": "Lightning fit and test (computation included)",
+            "test": "Lightning fit and test (computation included)",
+            "save_checkpoint": "checkpoint saved",
+        }
+        originals += [(pl.Trainer, name, getattr(pl.Trainer, name)) for name in lightning]
+        for name, label in lightning.items():
+            setattr(pl.Trainer, name, self._timed(label, getattr(pl.Trainer, name)))
+        try:
+            yield self
+        finally:
+            for owner, name, original in originals:
+                setattr(owner, name, original)
+
+
+def fixed_cost(repeats: int, epochs: int, threads: int) -> None:
+    """The three sides with a negligible computation, interleaved; differences and sweeplab's breakdown."""
+    config = NEGLIGIBLE
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        SweeplabTrials(config, epochs, threads, Path(folder)).opened() as sweeplab,
+    ):
+        hand_written(config, epochs)
+        lightning_alone(config, epochs)
+        runs, parts = [], []
+        for _ in range(repeats):
+            hand, bare = hand_written(config, epochs), lightning_alone(config, epochs)
+            with Breakdown().installed() as breakdown:
+                ours = sweeplab.one_more()
+            runs.append((hand, bare, ours))
+            parts.append(breakdown.seconds)
+    hand, bare, ours = (list(side) for side in zip(*runs, strict=True))
+    ms = lambda seconds: f"{1000 * seconds:.0f}"  # noqa: E731
+    differences = "Lightning alone - hand ms | sweeplab - Lightning alone ms"
+    print(f"| hand-written s | Lightning alone s | sweeplab s | {differences} |")
+    print("| --- | --- | --- | --- | --- |")
+    lightning_cost = statistics.median(b - h for h, b, _ in runs)
+    sweeplab_cost = statistics.median(s - b for _, b, s in runs)
+    medians = [f"{statistics.median(side):.3f}" for side in (hand, bare, ours)]
+    print(f"| {' | '.join(medians)} | {ms(lightning_cost)} | {ms(sweeplab_cost)} |\n")
+    print("sweeplab's trial by part (own time, medians over the runs, ms per trial):\n")
+    print("| part | ms |")
+    print("| --- | --- |")
+    labels = {label for seconds in parts for label in seconds}
+    by_part = {label: statistics.median(p[label] for p in parts) for label in labels}
+    for label, seconds in sorted(by_part.items(), key=lambda item: -item[1]):
+        print(f"| {label} | {ms(seconds)} |")
+    outside = statistics.median(o - sum(p.values()) for o, p in zip(ours, parts, strict=True))
+    print(f"| outside the parts (Optuna's loop, callbacks' calls) | {ms(outside)} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=6, help="measured pairs per configuration")
     parser.add_argument("--epochs", type=int, default=15, help="epochs per trial (the quickstart's)")
     parser.add_argument("--threads", type=int, help="torch CPU threads for both sides (default: one per core)")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall", help="what is timed (default wall)")
+    parser.add_argument("--fixed-cost", action="store_true", help="the cost per trial beyond the computation")
     args = parser.parse_args()
     global clock
     clock = CLOCKS[args.clock]
@@ -197,6 +312,9 @@ def main() -> None:
     print(
         f"torch {torch.__version__}, {threads} threads, {args.epochs} epochs, {args.repeats} runs, {args.clock} time\n"
     )
+    if args.fixed_cost:
+        fixed_cost(args.repeats, args.epochs, threads)
+        return
     sides = "hand-written s | Lightning alone s | sweeplab s | Lightning alone / hand | sweeplab / hand"
     print(f"| configuration | {sides} |")
     print("| --- | --- | --- | --- | --- | --- |")

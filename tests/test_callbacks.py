@@ -76,6 +76,25 @@ def test_the_prune_message_counts_epochs_from_1_as_the_display_does() -> None:
     assert trainer.current_epoch == 1  # the second epoch, counted from 0
 
 
+def test_a_median_pruner_is_not_asked_in_its_warm_up_epochs_and_prunes_as_optuna_would() -> None:
+    import optuna
+
+    study = optuna.create_study(pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=3))
+    values = {step: 0.1 for step in range(5)}
+    study.add_trial(optuna.trial.create_trial(value=0.1, intermediate_values=values))
+    trial = study.ask()
+    asked: list[int] = []
+    should_prune = trial.should_prune
+    trial.should_prune = lambda: asked.append(len(asked)) or should_prune()  # type: ignore[method-assign]
+    data = torch.zeros(4, 1)
+    batches = InMemoryBatches(data, data, batch_size=2, shuffle=False)
+    trainer = bare_trainer(max_epochs=5, callbacks=[PruningCallback(trial, "val_loss")])
+    with pytest.raises(optuna.TrialPruned, match="pruned after epoch 4"):  # Optuna's first step past the warm-up
+        trainer.fit(ConstantValidation(), train_dataloaders=batches, val_dataloaders=batches)
+    assert len(asked) == 1  # epochs 1-3 decided without reading the study
+    assert sorted(study.trials[-1].intermediate_values) == [0, 1, 2, 3]  # every epoch still reported
+
+
 def test_guard_reads_the_accumulated_check_every_k_steps() -> None:
     # What happens on an accelerator, where reading the loss each step would wait for the device.
     module = DivergesAt(bad_batch=1)

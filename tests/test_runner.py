@@ -70,7 +70,8 @@ def test_mlflow_has_a_parent_and_one_nested_child_per_trial(tiny_run) -> None:
         assert trial.user_attrs[RUN_ATTR] == child.info.run_id
         assert tags["sweeplab.state"] == "COMPLETE" and child.info.status == "FINISHED"
         assert tags["sweeplab.architecture"] == "fno2d"
-        assert tags["sweeplab.device"] == "cpu" or tags["sweeplab.device"].startswith("cuda:")
+        device = tags["sweeplab.device"]
+        assert device == "cpu (1 thread)" or device.startswith("cuda:")  # the study's trainer.num_threads
         assert params["model.width"] == str(trial.params["fno2d.width"])
         assert float(params["lr"]) == pytest.approx(trial.params["lr"])
         assert params["seed"] == "0" and len(params["data.identity"]) >= 16

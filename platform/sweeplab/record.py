@@ -259,10 +259,20 @@ def finished_trials(trials: list[optuna.trial.FrozenTrial]) -> int:
     )
 
 
-def best_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """The best trial, or the Pareto front of a multi-objective study; empty before a trial completes."""
+def best_trials(
+    study: optuna.Study, trials: list[optuna.trial.FrozenTrial] | None = None
+) -> list[optuna.trial.FrozenTrial]:
+    """The best trial, or the Pareto front of a multi-objective study; empty before a trial completes. ``trials``:
+    the study's trials when the caller has just read them (one read of the storage instead of two)."""
+    from optuna.study import StudyDirection
     from optuna.trial import TrialState
 
-    if not any(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
+    complete = [
+        t for t in (study.get_trials(deepcopy=False) if trials is None else trials) if t.state == TrialState.COMPLETE
+    ]
+    if not complete:
         return []
-    return [study.best_trial] if len(study.directions) == 1 else study.best_trials
+    if len(study.directions) > 1:
+        return study.best_trials
+    sign = 1.0 if study.direction == StudyDirection.MINIMIZE else -1.0
+    return [min(complete, key=lambda t: (sign * t.values[0], t.number))]

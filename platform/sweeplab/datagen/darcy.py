@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -28,6 +27,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from sweeplab._cpus import usable_cpus
 from sweeplab.data._splits import ResolutionArrays, SampleArrays, check_resolutions, multi_resolution_field
 from sweeplab.datagen._grf import sample_gaussian_random_field
 from sweeplab.datagen.solvers import LinearSystem, SolverMethod, solve_sequence
@@ -242,12 +242,6 @@ def darcy_sample(params: DarcyParams, index: int) -> tuple[np.ndarray, np.ndarra
     return darcy_samples(params, [index])[0]
 
 
-def _available_cores() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
 def _samples(params: DarcyParams, arrays: SampleArrays) -> Iterator[tuple[int, ResolutionArrays]]:
     """(index, sample) for samples 0 .. total-1 in order, each at the grid sizes ``arrays`` wants it; the first
     block is timed in this process to decide whether a pool pays."""
@@ -265,7 +259,7 @@ def _samples(params: DarcyParams, arrays: SampleArrays) -> Iterator[tuple[int, R
 
     remaining = blocks[1:]
     remaining_samples = count - len(blocks[0])
-    workers = min(params.workers or _available_cores(), len(remaining))
+    workers = min(params.workers or usable_cpus(), len(remaining))
     if workers <= 1 or seconds_per_sample * remaining_samples < _MIN_SERIAL_SECONDS_FOR_POOL:
         for block in remaining:
             yield from zip(block, _solved_samples(params, block, arrays.resolutions_for(block)), strict=True)

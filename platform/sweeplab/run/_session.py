@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
+from sweeplab._cpus import TrialThreads
 from sweeplab._provenance import provenance_tags, redacted
 from sweeplab._stores import OutageWait, StoreUnavailableError, check_store, lost_connection
 from sweeplab.record import (
@@ -152,6 +152,7 @@ class StudyRunner:
     # -- one trial -----------------------------------------------------------------------------------------
     def _objective(self, trial: optuna.Trial) -> float | list[float]:
         import optuna
+        import torch
 
         from sweeplab.run._retry import train_until_it_fits
         from sweeplab.strategies import trial_trainer
@@ -159,6 +160,7 @@ class StudyRunner:
         from sweeplab.training._callbacks import EpochCallback, GuardCallback, NonFiniteLoss, PruningCallback
 
         self.outage.recovered()  # the database just gave this trial out
+        torch.set_num_threads(self.threads.for_next_trial())
         self._mine[trial.number] = trial._trial_id
         metric = self.study.metrics[0]
 
@@ -261,12 +263,13 @@ class StudyRunner:
         from sweeplab.run._placement import release_device_memory
 
         self._mine.pop(trial.number, None)
-        best = best_trials(optuna_study)
+        trials = optuna_study.get_trials(deepcopy=False)  # one read of the storage serves what follows
+        best = best_trials(optuna_study, trials)
         completed = self._completed.pop(trial.number, None)
         if completed is not None:
             overall = trial.number in [t.number for t in best]
             try:
-                of_architecture = _best_of_its_architecture(optuna_study, trial)
+                of_architecture = _best_of_its_architecture(optuna_study, trial, trials)
                 if overall or of_architecture:
                     # Each architecture's best is one download away (compare's CKA) and in the Model Registry.
                     aliases = self.recorder.aliases_for(completed.plan, overall, of_architecture)
@@ -279,7 +282,7 @@ class StudyRunner:
             self.recorder.record_best(trial, best)
         shutil.rmtree(self._workdir / f"trial-{trial.number}", ignore_errors=True)
         release_device_memory()  # for the trials of other processes on the same GPU
-        finished = finished_trials(optuna_study.get_trials(deepcopy=False))
+        finished = finished_trials(trials)
         self.progress.trial_finished(trial.number, finished, trial_line(trial), best_line(best))
         if self.interrupt.event.is_set() or (self.n_trials is not None and finished >= self.n_trials):
             optuna_study.stop()
@@ -316,6 +319,8 @@ class StudyRunner:
         # A store that cannot be reached or written is named now, in seconds, before any data is generated.
         check_store(self.storage, "study storage")
         check_store(self.tracking_uri, "MLflow tracking store")
+        # Created before the data are loaded, so that by the first trial it has seen how busy the machine is.
+        self.threads = TrialThreads(spec.trainer.num_threads, spec.budget.n_jobs)
         quiet_lightning()
         self._data = self._load_data()
         # The first of several workers creates the tables, the study, the experiment and the parent run; the
@@ -331,7 +336,6 @@ class StudyRunner:
         self._completed: dict[int, _CompletedTrial] = {}
         self._mine: dict[int, int] = {}  # number -> id of the trials this worker runs, until Optuna records them
         self.interrupted = False
-        self._set_threads()
         self.placement = DevicePlacement(
             spec.trainer.accelerator, spec.trainer.devices, lock=lambda: study_lock(self.storage, "placement")
         )
@@ -415,12 +419,6 @@ class StudyRunner:
             self.console.print(f"[yellow]warning:[/] trial {number} {reason}")
         return bool(taken)
 
-    def _set_threads(self) -> None:
-        import torch
-
-        threads = self.study.spec.trainer.num_threads or max(1, (os.cpu_count() or 1) // self.study.spec.budget.n_jobs)
-        torch.set_num_threads(threads)
-
     def _outcome(self, optuna_study: optuna.Study, interrupted: bool) -> StudyOutcome:
         best = best_trials(optuna_study)
         return StudyOutcome(
@@ -443,8 +441,11 @@ class StudyRunner:
         )
 
 
-def _best_of_its_architecture(optuna_study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
-    """Whether ``trial`` beats every other complete trial of its architecture (``model`` key) on the first objective."""
+def _best_of_its_architecture(
+    optuna_study: optuna.Study, trial: optuna.trial.FrozenTrial, trials: list[optuna.trial.FrozenTrial]
+) -> bool:
+    """Whether ``trial`` beats every other complete trial of its architecture (``model`` key) among ``trials`` on
+    the first objective."""
     from optuna.study import StudyDirection
     from optuna.trial import TrialState
 
@@ -454,8 +455,8 @@ def _best_of_its_architecture(optuna_study: optuna.Study, trial: optuna.trial.Fr
     model = trial.user_attrs.get(MODEL_ATTR)
     rivals = [
         t.values[0]
-        for t in optuna_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if t.number != trial.number and t.user_attrs.get(MODEL_ATTR) == model
+        for t in trials
+        if t.state == TrialState.COMPLETE and t.number != trial.number and t.user_attrs.get(MODEL_ATTR) == model
     ]
     return all(sign * trial.values[0] < sign * value for value in rivals)
 

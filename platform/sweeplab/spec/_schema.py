@@ -129,7 +129,12 @@ class TrainerSpec(_Strict):
     seed: int = 0
     deterministic: bool = False
     gradient_clip_val: float | None = Field(None, gt=0)
-    num_threads: int | None = Field(None, ge=1, description="torch CPU threads per trial (default: cores / n_jobs)")
+    num_threads: int | None = Field(
+        None,
+        ge=1,
+        description="torch CPU threads per trial (default: the usable CPUs that other processes leave free when the "
+        "trial starts, shared among n_jobs)",
+    )
 
     @field_validator("precision", mode="before")
     @classmethod

@@ -36,8 +36,13 @@ class PruningCallback(pl.Callback):
         # A trial that trains again after running out of memory reaches its epochs a second time: Optuna keeps the
         # first value reported for a step (and warns on the second), so the pruner judges those steps by them.
         self.reported: set[int] = set()
-        # Asking a pruner that never prunes still reads every trial of the study from the storage, each epoch.
-        self.can_prune = not isinstance(trial.study.pruner, optuna.pruners.NopPruner)
+        # Asking a pruner reads the study's trials from the storage: not where the answer is known without them,
+        # for a pruner that never prunes, and in a median (percentile) pruner's warm-up epochs.
+        pruner = trial.study.pruner
+        self.can_prune = not isinstance(pruner, optuna.pruners.NopPruner)
+        self.first_pruned_step = (
+            getattr(pruner, "_n_warmup_steps", 0) if isinstance(pruner, optuna.pruners.PercentilePruner) else 0
+        )
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or self.metric not in trainer.callback_metrics:
@@ -49,7 +54,7 @@ class PruningCallback(pl.Callback):
         if epoch not in self.reported:
             self.trial.report(value, step=epoch)
             self.reported.add(epoch)
-        if self.can_prune and self.trial.should_prune():
+        if self.can_prune and epoch >= self.first_pruned_step and self.trial.should_prune():
             raise optuna.TrialPruned(f"pruned after epoch {epoch + 1} with {self.metric}={value:.6g}")
 
 

@@ -133,10 +133,14 @@ def fit_task(
 
 
 def _device_name(trainer: pl.Trainer) -> str:
-    """Where the trial trained, e.g. ``cuda:0 (NVIDIA H200)`` or ``cpu``: part of what makes a timing comparable."""
+    """Where the trial trained, e.g. ``cuda:0 (NVIDIA H200)`` or ``cpu (2 threads)``: part of what makes a timing
+    comparable."""
     import torch
 
     device = trainer.strategy.root_device
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
+    if device.type == "cpu":
+        threads = torch.get_num_threads()
+        return f"cpu ({threads} thread{'s' if threads > 1 else ''})"
     return str(device)
