@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["fno_grid_problem", "padded_size", "spectral_grid_problem"]
+__all__ = ["fno_grid_problem", "padded_size", "sfno_grid_problem", "spectral_grid_problem"]
 
 
 def spectral_grid_problem(modes: Sequence[int], grid: Sequence[int]) -> str | None:
@@ -45,3 +45,16 @@ def fno_grid_problem(params: Mapping[str, Any], grid: Sequence[int]) -> tuple[st
     largest = min(n // 2 for n in padded) if len(grid) > 1 else padded[0] // 2 + 1
     seen = f"{tuple(padded)} after padding" if padded != list(grid) else f"{tuple(grid)}"
     return "modes", f"{modes} Fourier modes do not fit the grid {seen}: at most {largest} modes fit"
+
+
+def sfno_grid_problem(params: Mapping[str, Any], grid: Sequence[int]) -> tuple[str, str] | None:
+    """``(parameter, problem)`` when an SFNO with ``params`` cannot run on the ``(x, y)`` ``grid``; None when it can.
+
+    Its time windows are zero-padded to whatever its temporal modes need, so only the spatial modes bind:
+    ``n >= 2 * modes`` per side, for the hidden layers' ``modes`` and the output layer's ``output_modes``.
+    """
+    for name in ("modes", "output_modes"):
+        modes = params.get(name) or params["modes"]  # output_modes None: the hidden layers' modes
+        if any(n < 2 * modes for n in grid):
+            return name, f"{modes} Fourier modes do not fit the grid {tuple(grid)}: at most {min(grid) // 2} modes fit"
+    return None

@@ -580,6 +580,29 @@ MODELS: PluginRegistry = PluginRegistry(
             },
         ),
         ModelEntry(
+            name="sfno",
+            target="sweeplab_modules.operators.sfno:SFNO",
+            grid_check="sweeplab_modules.constraints:sfno_grid_problem",
+            task="operator",
+            spatial_dims=2,
+            description="Spatiotemporal FNO, snapshots to snapshots by 3D FFT over (x, y, t) (Cao et al. 2025)",
+            resolution_invariant=True,
+            presets={
+                # FNO Navier-Stokes data, the code's defaults (torch-cfd sfno/README): 10 -> 40 snapshots.
+                "paper": {
+                    "width": 20,
+                    "modes": 12,
+                    "modes_t": 5,
+                    "n_layers": 4,
+                    "latent_steps": 10,
+                    "channel_expansion": 128,
+                    "beta": 0.02,
+                    "delta": 0.1,
+                },
+                "small": {"width": 8, "modes": 6, "modes_t": 3, "latent_steps": 6, "channel_expansion": 32},
+            },
+        ),
+        ModelEntry(
             name="fno2d",
             target="sweeplab_modules.operators.fno:FNO2d",
             grid_check="sweeplab_modules.constraints:fno_grid_problem",

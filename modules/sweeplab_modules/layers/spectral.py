@@ -54,9 +54,16 @@ class SpectralConv(nn.Module):
     The transforms and the mixing run in float32 at least (float64 inputs stay float64) with autocast
     disabled, because low-precision Fourier transforms are inaccurate; the result is cast back to the input's
     dtype.
+
+    ``forward(x, output_grid)`` transforms back onto another grid than the input's (the spatiotemporal FNO maps a
+    window of snapshots onto a window of another length): the retained frequencies are resampled, scaled by
+    the ratio of the grid sizes so that identity weights interpolate the band-limited function. ``bias_scale``
+    adds a learned spectral bias (a complex number per retained frequency and output channel, shaped like
+    ``weight`` without the input channels, zero at first), times ``bias_scale``: the SFNO's output layer
+    (Cao et al. 2025, its ``delta``). Zero (the default) has no bias parameter.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, modes: Sequence[int]) -> None:
+    def __init__(self, in_channels: int, out_channels: int, modes: Sequence[int], bias_scale: float = 0.0) -> None:
         super().__init__()
         modes = tuple(int(m) for m in modes)
         if in_channels < 1 or out_channels < 1:
@@ -69,23 +76,48 @@ class SpectralConv(nn.Module):
         n_blocks = 2 ** (len(modes) - 1)
         scale = 1.0 / (in_channels * out_channels)
         self.weight = nn.Parameter(scale * torch.rand(n_blocks, in_channels, out_channels, *modes, 2))
+        self.bias_scale = float(bias_scale)
+        self.bias = nn.Parameter(torch.zeros(n_blocks, out_channels, *modes, 2)) if bias_scale else None
 
     @property
     def spatial_dims(self) -> int:
         return len(self.modes)
 
     def extra_repr(self) -> str:
-        return f"in_channels={self.in_channels}, out_channels={self.out_channels}, modes={self.modes}"
+        bias = f", bias_scale={self.bias_scale}" if self.bias is not None else ""
+        return f"in_channels={self.in_channels}, out_channels={self.out_channels}, modes={self.modes}{bias}"
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, output_grid: Sequence[int] | None = None) -> Tensor:
         grid_shape = tuple(x.shape[-self.spatial_dims :])
+        output_shape = grid_shape if output_grid is None else tuple(int(n) for n in output_grid)
         self._check_resolution(x, grid_shape)
+        problem = spectral_grid_problem(self.modes, output_shape) if output_shape != grid_shape else None
+        if problem is not None:
+            raise ValueError(f"output {problem}")
         compute_dtype = torch.promote_types(x.dtype, torch.float32)
         with torch.autocast(device_type=x.device.type, enabled=False):
             spectrum = self._truncated_rfft(x.to(compute_dtype), grid_shape)
             mixed = self._mix_channels(spectrum)
-            y = self._truncated_irfft(mixed, grid_shape)
+            if self.bias is not None:
+                mixed = mixed + self.bias_scale * self._spectral_bias(mixed.dtype)
+            y = self._truncated_irfft(mixed, output_shape)
+            if output_shape != grid_shape:
+                # The inverse transform divides by the output's size, the forward one summed over the input's.
+                y = y * (math.prod(output_shape) / math.prod(grid_shape))
         return y.to(x.dtype)
+
+    def _spectral_bias(self, dtype: torch.dtype) -> Tensor:
+        """``bias`` as complex ``(*retained, 1, out_channels)``, frequencies in spectrum order."""
+        assert self.bias is not None
+        d = self.spatial_dims
+        bias = self.bias.to(dtype.to_real())
+        bias = bias.view(*[2] * (d - 1), self.out_channels, *self.modes, 2)
+        sign_dims, out_dim, leading_mode_dims = range(d - 1), d - 1, range(d, 2 * d - 1)
+        order = [axis for pair in zip(sign_dims, leading_mode_dims, strict=True) for axis in pair]
+        order += [2 * d - 1, out_dim, 2 * d]  # last mode dim, channels, (re, im)
+        retained = [2 * m for m in self.modes[:-1]] + [self.modes[-1]]
+        bias = bias.permute(order).reshape(*retained, 1, self.out_channels, 2)
+        return torch.view_as_complex(bias.contiguous())
 
     def _truncated_rfft(self, x: Tensor, grid_shape: tuple[int, ...]) -> Tensor:
         """The retained frequencies of ``rfftn(x)``, complex, laid out ``(*retained, batch, in_channels)``.

@@ -1,0 +1,93 @@
+"""SFNO and the Spectral-Refiner: the spectral convolution's resampling and bias against torch.fft, the output
+layer's enlargement, and the refiner's loss on the generator's own Navier-Stokes solution."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+
+from sweeplab_modules.layers import SpectralConv
+from sweeplab_modules.operators.sfno import SFNO
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def explicit_spectral_conv(conv: SpectralConv, x: torch.Tensor, output_grid: tuple[int, ...]) -> torch.Tensor:
+    """``irfftn(R * rfftn(x) + bias_scale * b)`` onto ``output_grid``, scaled to resample: the definition."""
+    weight = torch.view_as_complex(conv.weight)
+    bias = torch.view_as_complex(conv.bias) if conv.bias is not None else None
+    dims = tuple(range(-conv.spatial_dims, 0))
+    spectrum = torch.fft.rfftn(x, dim=dims)
+    kept = torch.zeros(x.shape[0], conv.out_channels, *output_grid[:-1], output_grid[-1] // 2 + 1, dtype=spectrum.dtype)
+    sides = [(slice(0, m), slice(-m, None)) for m in conv.modes[:-1]]
+    for block, leading in enumerate(itertools.product(*sides)):
+        index = (..., *leading, slice(0, conv.modes[-1]))
+        mixed = torch.einsum("bi...,io...->bo...", spectrum[index], weight[block])
+        kept[index] = mixed + (conv.bias_scale * bias[block] if bias is not None else 0)
+    scale = math.prod(output_grid) / math.prod(x.shape[2:])
+    return torch.fft.irfftn(kept, s=output_grid, dim=dims) * scale
+
+
+@pytest.mark.parametrize("output_grid", [(8, 9, 6), (8, 9, 11), (8, 9, 4)], ids=["same", "longer", "shorter"])
+def test_spectral_conv_resamples_and_adds_its_bias_as_the_fft_definition(output_grid) -> None:
+    torch.manual_seed(0)
+    conv = SpectralConv(2, 3, (3, 2, 2), bias_scale=0.5).double()
+    with torch.no_grad():
+        conv.bias.normal_()
+    x = torch.randn(4, 2, 8, 9, 6, dtype=torch.float64)
+    output = conv(x, output_grid=output_grid)
+    assert output.shape == (4, 3, *output_grid)
+    torch.testing.assert_close(output, explicit_spectral_conv(conv, x, output_grid), rtol=1e-10, atol=1e-12)
+
+
+def test_resampling_in_time_interpolates_a_band_limited_signal() -> None:
+    # One channel, identity weights on the kept modes, no bias: the convolution is band-limited interpolation.
+    conv = SpectralConv(1, 1, (4,)).double()
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.weight[..., 0] = 1.0
+    signal = lambda t: 1.0 + torch.cos(2 * torch.pi * t) - 0.5 * torch.sin(4 * torch.pi * t)  # noqa: E731
+    coarse, fine = torch.arange(8, dtype=torch.float64) / 8, torch.arange(20, dtype=torch.float64) / 20
+    resampled = conv(signal(coarse)[None, None], output_grid=(20,))
+    torch.testing.assert_close(resampled[0, 0], signal(fine), rtol=0, atol=1e-12)
+
+
+def test_spectral_conv_refuses_an_output_grid_too_coarse_for_its_modes() -> None:
+    conv = SpectralConv(1, 1, (3, 3))
+    with pytest.raises(ValueError, match="output grid"):
+        conv(torch.randn(1, 1, 8, 8), output_grid=(4, 8))
+
+
+def test_sfno_maps_any_window_lengths_and_resolutions() -> None:
+    torch.manual_seed(0)
+    for in_steps, out_steps, size in [(1, 1, 12), (3, 7, 16), (10, 40, 13)]:
+        model = SFNO(in_steps, out_steps, width=4, modes=4, modes_t=3, latent_steps=5, channel_expansion=8)
+        assert model(torch.randn(2, in_steps, size, size + 2)).shape == (2, out_steps, size, size + 2)
+
+
+def test_without_its_output_layer_sfno_repeats_the_last_input_snapshot() -> None:
+    # The residual in time: whatever the hidden layers compute, a zero output layer leaves the last snapshot.
+    model = SFNO(4, 3, width=4, modes=3, modes_t=2, latent_steps=4, channel_expansion=8)
+    with torch.no_grad():
+        model.output_conv.weight.zero_()
+    x = torch.randn(2, 4, 10, 10)
+    torch.testing.assert_close(model(x), x[:, -1:].expand(-1, 3, -1, -1))
+
+
+def test_enlarging_the_output_layer_keeps_the_function_and_adds_trainable_modes() -> None:
+    torch.manual_seed(0)
+    model = SFNO(3, 4, width=4, modes=3, modes_t=2, latent_steps=4, channel_expansion=8).double()
+    with torch.no_grad():
+        model.output_conv.bias.normal_()
+    x = torch.randn(2, 3, 16, 16, dtype=torch.float64)
+    before = model(x)
+    model.enlarge_output_modes(6, 3)
+    assert model.output_conv.modes == (6, 6, 3)
+    torch.testing.assert_close(model(x), before, rtol=1e-10, atol=1e-12)
+    model(x).square().sum().backward()
+    assert model.output_conv.weight.grad[..., 5, 5, 2, :].abs().sum() > 0  # a new mode learns
+    with pytest.raises(ValueError, match="at least"):
+        model.enlarge_output_modes(2, 3)
