@@ -6,10 +6,13 @@ from __future__ import annotations
 import itertools
 import math
 
+import numpy as np
 import pytest
 import torch
 
+from sweeplab.datagen.navier_stokes import random_initial_vorticity, solve_navier_stokes
 from sweeplab_modules.layers import SpectralConv
+from sweeplab_modules.losses import spectral_upsample, vorticity_residual
 from sweeplab_modules.operators.sfno import SFNO
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -77,17 +80,49 @@ def test_without_its_output_layer_sfno_repeats_the_last_input_snapshot() -> None
     torch.testing.assert_close(model(x), x[:, -1:].expand(-1, 3, -1, -1))
 
 
-def test_enlarging_the_output_layer_keeps_the_function_and_adds_trainable_modes() -> None:
-    torch.manual_seed(0)
-    model = SFNO(3, 4, width=4, modes=3, modes_t=2, latent_steps=4, channel_expansion=8).double()
-    with torch.no_grad():
-        model.output_conv.bias.normal_()
-    x = torch.randn(2, 3, 16, 16, dtype=torch.float64)
-    before = model(x)
-    model.enlarge_output_modes(6, 3)
-    assert model.output_conv.modes == (6, 6, 3)
-    torch.testing.assert_close(model(x), before, rtol=1e-10, atol=1e-12)
-    model(x).square().sum().backward()
-    assert model.output_conv.weight.grad[..., 5, 5, 2, :].abs().sum() > 0  # a new mode learns
-    with pytest.raises(ValueError, match="at least"):
-        model.enlarge_output_modes(2, 3)
+def test_spectral_upsampling_interpolates_a_trigonometric_polynomial() -> None:
+    def field(n: int) -> torch.Tensor:
+        x = torch.arange(n, dtype=torch.float64) / n
+        return torch.sin(2 * math.pi * (3 * x[:, None] - 2 * x[None, :])) + torch.cos(2 * math.pi * 5 * x)[None, :]
+
+    torch.testing.assert_close(spectral_upsample(field(13), 40), field(40), rtol=0, atol=1e-12)
+    torch.testing.assert_close(spectral_upsample(field(12), 24), field(24), rtol=0, atol=1e-12)
+
+
+def kolmogorov_trajectory(nu: float, amplitude: float, times: torch.Tensor, n: int = 16) -> torch.Tensor:
+    """An exact solution with the generator's forcing: the steady state ``f / (8 pi^2 nu)`` plus decaying modes
+    of ``|k|^2 = 2``, whose stream function is proportional to the vorticity, so that their advection vanishes."""
+    x = torch.arange(n, dtype=torch.float64) / n
+    plus, minus = 2 * math.pi * (x[:, None] + x[None, :]), 2 * math.pi * (x[:, None] - x[None, :])
+    steady = amplitude * (torch.sin(plus) + torch.cos(plus)) / (8 * math.pi**2 * nu)
+    decay = torch.exp(-8 * math.pi**2 * nu * times)[:, None, None]
+    return (steady + decay * (0.7 * torch.sin(minus) + 0.3 * torch.cos(plus)))[None]
+
+
+def test_the_residual_vanishes_on_an_exact_solution_and_not_for_another_viscosity() -> None:
+    times = 0.01 * torch.arange(1, 11, dtype=torch.float64)
+    w = kolmogorov_trajectory(1e-2, 0.1, times)
+    exact = vorticity_residual(w, nu=1e-2, forcing_amplitude=0.1, time_step=0.01)
+    wrong = vorticity_residual(w, nu=2e-2, forcing_amplitude=0.1, time_step=0.01)
+    assert exact < 1e-6 and wrong > 1e-2, (exact, wrong)
+
+
+def test_the_residual_of_the_generators_solution_is_its_solver_error() -> None:
+    # Solved on the grid the loss sees (no subsampling), snapshots 0.01 apart: what is left is the solver's
+    # and the time differences' truncation error, thousands of times below a 1% perturbation's residual.
+    initial = random_initial_vorticity(np.random.default_rng(0), 64)[None]
+    solution = solve_navier_stokes(
+        initial, nu=1e-3, dt=1e-3, steps_per_snapshot=10, snapshots=10, forcing_amplitude=0.1, device="cpu"
+    )
+    w = torch.from_numpy(solution)
+    noise = 0.01 * w.std() * torch.randn(w.shape, generator=torch.Generator().manual_seed(0), dtype=w.dtype)
+    solved = vorticity_residual(w, nu=1e-3, forcing_amplitude=0.1, time_step=0.01)
+    perturbed = vorticity_residual(w + noise, nu=1e-3, forcing_amplitude=0.1, time_step=0.01)
+    assert solved < 1e-5 and perturbed > 1000 * solved, (solved, perturbed)
+
+
+def test_the_residual_needs_a_trajectory_of_square_snapshots() -> None:
+    with pytest.raises(ValueError, match="snapshots >= 2"):
+        vorticity_residual(torch.zeros(1, 1, 8, 8), nu=1e-3, forcing_amplitude=0.1, time_step=0.1)
+    with pytest.raises(ValueError, match="snapshots >= 2"):
+        vorticity_residual(torch.zeros(1, 4, 8, 6), nu=1e-3, forcing_amplitude=0.1, time_step=0.1)

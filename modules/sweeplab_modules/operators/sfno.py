@@ -21,8 +21,8 @@ package's spectral convolution:
 
 The time direction keeps ``modes_t`` frequencies of the real FFT (the last transformed dimension); a window too
 short for them is zero-padded in front as the output layer's is. ``output_modes`` and ``output_modes_t`` size the
-output layer alone: the Spectral-Refiner fine-tunes that layer with more modes than the others
-(``enlarge_output_modes`` copies the trained low modes into a larger layer).
+output layer alone: the Spectral-Refiner fine-tunes that layer, which the paper gives more modes than the others
+(it enlarges the layer after training; here the layer has its size from the start and trains in both stages).
 
 Layout: input ``(batch, in_channels, x, y)``, output ``(batch, out_channels, x, y)``: snapshots as channels, as
 the ``navier_stokes`` data set stores them. Any grid with at least ``2 * modes`` points per side.
@@ -127,30 +127,6 @@ class SFNO(nn.Module):
         time_channels = torch.cat([t[None], torch.exp(self.beta * t) * waves])  # (width + 1, t)
         time_channels = time_channels[None, :, None, None, :].expand(1, -1, nx, ny, nt)
         return torch.cat([coordinates, time_channels], dim=1)
-
-    @torch.no_grad()
-    def enlarge_output_modes(self, modes: int, modes_t: int) -> None:
-        """Rebuild the output layer with ``modes`` spatial and ``modes_t`` temporal modes (at least its current
-        ones), the trained weights and bias copied to the same frequencies: the Spectral-Refiner's first step
-        (it fine-tunes the output layer alone with more modes than the network was trained with)."""
-        old = self.output_conv
-        old_modes = old.modes
-        new_modes = (checked_size("modes", modes, minimum=1),) * 2 + (checked_size("modes_t", modes_t, minimum=1),)
-        if any(new < kept for new, kept in zip(new_modes, old_modes, strict=True)):
-            raise ValueError(f"modes {new_modes} must be at least the output layer's {old_modes}")
-        new = SpectralConv(1, 1, new_modes, bias_scale=old.bias_scale).to(old.weight)
-        new.weight.zero_()
-        for parameter, copy in ((old.weight, new.weight), (old.bias, new.bias)):
-            assert parameter is not None and copy is not None
-            # Each block holds one sign per leading dim: k = 0 .. m-1 at the start, k = -m .. -1 at the end.
-            for block in range(parameter.shape[0]):
-                signs = (block >> 1 & 1, block & 1)
-                index = [
-                    slice(n - m, n) if negative else slice(0, m)
-                    for negative, m, n in zip(signs, old_modes[:2], new_modes[:2], strict=True)
-                ]
-                copy[block][(..., *index, slice(0, old_modes[2]), slice(None))] = parameter[block]
-        self.output_conv = new
 
 
 def _resampled_in_time(conv: SpectralConv, v: Tensor, steps: int, padding: int) -> Tensor:
