@@ -76,6 +76,8 @@ class TaskEntry:
     """Metrics also logged at each of the data set's ``test_resolutions``, as ``<metric>_<size>``."""
     base: str | None = None
     """A user's task: the registered task it derives from (None: only from SweepTask)."""
+    physics_losses: tuple[str, ...] = ()
+    """Losses of the data's equation rather than the targets: only for data sets that state its coefficients."""
 
     @property
     def kind(self) -> str:
@@ -485,7 +487,8 @@ TASKS: Mapping[str, TaskEntry] = _Registry(
             name="operator",
             target="sweeplab_modules.tasks.operator:OperatorLearning",
             metrics=_OPERATOR_METRICS,
-            losses=("rel_l2", "rel_h1", "mse"),
+            losses=("rel_l2", "rel_h1", "mse", "vorticity_residual"),
+            physics_losses=("vorticity_residual",),
             description="learn a map between functions on a grid (neural operators)",
             resolution_metrics=("test_rel_l2", "test_rel_h1"),
         ),

@@ -47,6 +47,7 @@ __all__ = [
     "DEVICE_ATTR",
     "DEVICE_TAG",
     "EPOCHS_METRIC",
+    "FINETUNE_PREFIX",
     "EXPERIMENT_KIND_TAG",
     "FIT_SECONDS_METRIC",
     "GIT_COMMIT_TAG",
@@ -161,6 +162,8 @@ N_PARAMS = "n_params"
 """A trial run's parameter and last metric: the model's parameter count."""
 FIT_SECONDS_METRIC = "fit_seconds"
 EPOCHS_METRIC = "epochs"
+FINETUNE_PREFIX = "finetune/"
+"""The fine-tuning stage's metrics (``finetune/val_rel_l2``) and, as ``finetune.``, its parameters."""
 
 # -- artifacts -------------------------------------------------------------------------------------------------------
 STUDY_ARTIFACT = "study.yaml"

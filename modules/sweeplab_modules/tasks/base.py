@@ -18,14 +18,23 @@ class SweepTask(pl.LightningModule):
     """Wraps an architecture (``self.model``) and owns optimiser and schedule.
 
     Subclasses implement ``shared_step(batch, stage) -> loss`` and record their metrics as ``<stage>_<name>``
-    (the names their TaskEntry declares) with ``log_epoch_mean``, which logs each once per epoch.
+    (the names their TaskEntry declares) with ``log_epoch_mean``, which logs each once per epoch (with the
+    stage's ``metric_prefix`` in a later stage of the trial).
     """
 
     def __init__(self, model: nn.Module, training: TrainingConfig) -> None:
         super().__init__()
         self.model = model
         self.training_config = training
+        self.metric_prefix = ""
         self._epoch_sums: dict[str, tuple[Tensor, int]] = {}
+
+    def continue_with(self, training: TrainingConfig, metric_prefix: str) -> None:
+        """Train on in a later stage of the trial: ``training``'s settings (the next fit makes its optimiser and
+        schedule from them) and metric names prefixed by ``metric_prefix`` (``finetune/val_rel_l2``). A task whose
+        loss follows the settings extends it."""
+        self.training_config = training
+        self.metric_prefix = metric_prefix
 
     def log_epoch_mean(self, name: str, value: Tensor, batch_size: int) -> None:
         """Add a batch's mean ``value`` to the epoch mean logged as ``name`` when the epoch of its stage ends.
@@ -39,7 +48,7 @@ class SweepTask(pl.LightningModule):
     def _log_epoch_means(self, stage: str) -> None:
         for name in [name for name in self._epoch_sums if name.startswith(f"{stage}_")]:
             total, count = self._epoch_sums.pop(name)
-            self.log(name, total / count, on_epoch=True)
+            self.log(self.metric_prefix + name, total / count, on_epoch=True)
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch_means("train")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from sweeplab_modules.losses import mean_squared_error, relative_h1, relative_l2
+from sweeplab_modules.losses import mean_squared_error, relative_h1, relative_l2, vorticity_residual
 from sweeplab_modules.tasks.base import SweepTask
 from sweeplab_modules.training import TrainingConfig
 
@@ -19,6 +20,9 @@ LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
     "rel_h1": relative_h1,
     "mse": mean_squared_error,
 }
+# Physics losses: functions of the prediction and the coefficients of the data's equation (the data module's
+# ``physics``), not of the target; bound when the task meets its data (``setup``).
+PHYSICS_LOSSES: dict[str, Callable[..., Tensor]] = {"vorticity_residual": vorticity_residual}
 # Logged on validation and test besides the loss: <stage>_<name>, and test_<name>_<size> at each test resolution.
 METRICS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"rel_l2": relative_l2, "rel_h1": relative_h1}
 
@@ -57,7 +61,8 @@ class ChannelNormalizer(nn.Module):
 class OperatorLearning(SweepTask):
     """Trains ``model`` on normalised inputs/outputs; losses and metrics are computed in physical units.
 
-    Logs ``<stage>_loss`` (the training loss: ``rel_l2`` by default, ``rel_h1`` or ``mse``) per epoch, and on
+    Logs ``<stage>_loss`` (the training loss: ``rel_l2`` by default, ``rel_h1``, ``mse``, or the physics loss
+    ``vorticity_residual``, the Spectral-Refiner's, on data that state their equation) per epoch, and on
     validation and test ``<stage>_rel_l2`` (the FNO paper's metric) and ``<stage>_rel_h1`` (see ``relative_h1``).
     When the data module has test splits at other resolutions (its test loaders after the first), their
     metrics are logged as ``test_rel_l2_<size>`` and ``test_rel_h1_<size>``, ``size`` the grid's last dim.
@@ -72,18 +77,34 @@ class OperatorLearning(SweepTask):
 
     def __init__(self, model: nn.Module, training: TrainingConfig, in_channels: int, out_channels: int) -> None:
         super().__init__(model, training)
-        self.loss_name = training.loss or "rel_l2"
-        if self.loss_name not in LOSSES:
-            raise ValueError(f"loss must be one of {tuple(LOSSES)}, got {self.loss_name!r}")
-        self.loss_function = LOSSES[self.loss_name]
+        self._choose_loss(training)
         self.input_normalizer = ChannelNormalizer(in_channels)
         self.output_normalizer = ChannelNormalizer(out_channels)
         # A sweeplab.data.TimeWindow (the platform's type; modules do not import the platform), set in setup.
         self.time_window: Any = None
 
+    def _choose_loss(self, training: TrainingConfig) -> None:
+        self.loss_name = training.loss or "rel_l2"
+        if self.loss_name not in LOSSES and self.loss_name not in PHYSICS_LOSSES:
+            raise ValueError(f"loss must be one of {(*LOSSES, *PHYSICS_LOSSES)}, got {self.loss_name!r}")
+        self.loss_function: Callable[[Tensor, Tensor], Tensor] | None = LOSSES.get(self.loss_name)
+
+    def continue_with(self, training: TrainingConfig, metric_prefix: str) -> None:
+        super().continue_with(training, metric_prefix)
+        self._choose_loss(training)
+
+    def _bind_physics(self, physics: Mapping[str, float] | None) -> None:
+        if self.loss_name not in PHYSICS_LOSSES:
+            return
+        if physics is None:
+            raise ValueError(f"loss {self.loss_name} needs the coefficients of the data's equation; the data have none")
+        loss = functools.partial(PHYSICS_LOSSES[self.loss_name], **physics)
+        self.loss_function = lambda prediction, target: loss(prediction)
+
     def setup(self, stage: str) -> None:
         datamodule = self.trainer.datamodule
         self.time_window = getattr(datamodule, "time_window", None)
+        self._bind_physics(getattr(datamodule, "physics", None))
         # Normalisation statistics come from the training split only (the data module exposes its tensors).
         if stage == "fit":
             x, y = datamodule.splits["train"]

@@ -310,6 +310,7 @@ def load_dataset(
         identity=identity,
         test_at_resolution=test_at_resolution,
         time_window=getattr(validated, "time_window", None),
+        physics=getattr(validated, "physics", None),
     )
 
 

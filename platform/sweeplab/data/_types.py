@@ -37,3 +37,6 @@ class OperatorData:
     super-resolution (or sub-resolution) testing of a model trained at the training resolution."""
     time_window: TimeWindow | None = None
     """Set when the outputs are a time series to learn autoregressively; None: all outputs at once."""
+    physics: dict[str, float] | None = None
+    """The coefficients of the equation the data solve, for physics losses (Navier-Stokes: ``nu``,
+    ``forcing_amplitude`` and the snapshots' ``time_step``); None when the data set states none."""

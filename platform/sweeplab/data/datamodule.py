@@ -47,7 +47,8 @@ class OperatorDataModule(pl.LightningDataModule):
     The test loaders are the test split at the training resolution, then the test samples at each of the data
     set's ``test_resolutions`` (in its order), with the evaluation batch scaled to the grid so that a
     batch holds about as many grid points as at the training resolution. ``time_window`` tells the task how to
-    learn a time series (None: all outputs at once).
+    learn a time series (None: all outputs at once); ``physics``, the coefficients of the data's equation
+    (physics losses read them).
     """
 
     def __init__(self, data: OperatorData, batch_size: int, seed: int = 0, eval_batch_size: int | None = None) -> None:
@@ -57,6 +58,7 @@ class OperatorDataModule(pl.LightningDataModule):
         self.eval_batch_size = eval_batch_size or max(batch_size, 100)
         self.seed = seed
         self.time_window = data.time_window
+        self.physics = data.physics
         self.splits = {
             split: (torch.from_numpy(getattr(data, f"x_{split}")), torch.from_numpy(getattr(data, f"y_{split}")))
             for split in ("train", "val", "test")

@@ -163,6 +163,11 @@ class NavierStokesParams(BaseModel):
         return self.input_steps, self.step if self.mode == "autoregressive" else self.out_channels
 
     @property
+    def physics(self) -> dict[str, float]:
+        """The vorticity equation's coefficients, for physics losses (``vorticity_residual``)."""
+        return {"nu": self.nu, "forcing_amplitude": self.forcing_amplitude, "time_step": self.record_every}
+
+    @property
     def time_window(self) -> TimeWindow | None:
         if self.mode == "all_at_once":
             return None

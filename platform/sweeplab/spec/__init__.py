@@ -5,7 +5,7 @@ from sweeplab.spec._checker import load_study, parse_study, url_problem
 from sweeplab.spec._errors import SpecIssue, StudyError
 from sweeplab.spec._schema import DEFAULT_STORAGE, DEFAULT_TRACKING_URI, StudySpec
 from sweeplab.spec._space import MODEL_PARAM, Dimension
-from sweeplab.spec._study import PLATFORM_METRICS, ModelPlan, Study, TrialPlan
+from sweeplab.spec._study import PLATFORM_METRICS, FinetunePlan, ModelPlan, Study, TrialPlan
 
 __all__ = [
     "DEFAULT_STORAGE",
@@ -13,6 +13,7 @@ __all__ = [
     "MODEL_PARAM",
     "PLATFORM_METRICS",
     "Dimension",
+    "FinetunePlan",
     "ModelPlan",
     "SpecIssue",
     "Study",

@@ -16,10 +16,11 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from sweeplab._provenance import redacted
 from sweeplab.data._registry import DATASETS, DatasetEntry
+from sweeplab.record import FINETUNE_PREFIX
 from sweeplab.spec._errors import Location, SpecIssue, StudyError
 from sweeplab.spec._schema import SPACE_TAGS, SPEC_MODELS, Choices, Range, StudySpec
 from sweeplab.spec._space import Dimension
-from sweeplab.spec._study import TRAINING_FIELDS, ModelPlan, Study, metrics_of
+from sweeplab.spec._study import TRAINING_FIELDS, FinetuneStage, ModelPlan, Study, metrics_of
 from sweeplab.spec._yaml import YamlError, load_with_lines
 from sweeplab_modules.registry import (
     INJECTED_PARAMETERS,
@@ -201,6 +202,8 @@ class _Checker:
         self.grids: tuple[tuple[str, int], ...] = ()
         """``(data parameter, points per side)`` of every grid a model sees: training and test resolutions."""
         self.data_dims = 0
+        self.physics = False
+        """Whether the data set states its equation's coefficients (physics losses need them)."""
 
     def fail(self, location: Location, message: str) -> None:
         self.issues.append(SpecIssue(location, message))
@@ -222,6 +225,7 @@ class _Checker:
         self._check_uris()
         if task:
             self._check_loss(("search",), task, shared_fixed, shared_dims)
+        finetune = self._check_finetune(task)
         if self.issues or task is None or dataset is None:
             return None
         study = Study(
@@ -238,6 +242,7 @@ class _Checker:
             hyperparameter_dimensions=tuple(hyperparameter_dims),
             self_tuning_fixed=stn_fixed,
             self_tuning_dimensions=tuple(stn_dims),
+            finetune=finetune,
             notes=tuple(self.notes),
         )
         self._check_budget(study)
@@ -270,6 +275,7 @@ class _Checker:
             if problems:
                 return entry, {}, (0, 0)
         self.test_resolutions = tuple(getattr(params, "test_resolutions", ()))
+        self.physics = getattr(params, "physics", None) is not None
         resolution = getattr(params, "resolution", None)
         self.grids = (("resolution", resolution),) if resolution else ()
         self.grids += tuple(("test_resolutions", size) for size in self.test_resolutions)
@@ -426,6 +432,34 @@ class _Checker:
                 self.fail(
                     where + ("loss",), f"must be one of {list(task.losses)} for the {task.name} task, got {value!r}"
                 )
+            elif value in task.physics_losses and not self.physics:
+                self.fail(
+                    where + ("loss",),
+                    f"{value} is a residual of the data's equation: data set {self.spec.data.name!r} states none "
+                    "(navier_stokes does)",
+                )
+
+    def _check_finetune(self, task: TaskEntry | None) -> FinetuneStage | None:
+        """The second stage: its epochs and settings (constants or spaces, Optuna parameters ``finetune.<name>``),
+        and what it cannot be combined with."""
+        finetune = self.spec.finetune
+        if finetune is None:
+            return None
+        epochs = {"max_epochs": Parameter("max_epochs", "int", minimum=1)}
+        fixed, dimensions = self._check_space(("finetune",), {"max_epochs": finetune.max_epochs}, epochs, "finetune.")
+        search = dict(finetune.search)
+        settings, searched = self._check_space(("finetune", "search"), search, _training_parameters(), "finetune.")
+        if task is not None:
+            self._check_loss(("finetune", "search"), task, settings, searched)
+        for index, name in enumerate(finetune.trainable):
+            if not name or not all(part.isidentifier() for part in name.split(".")):
+                self.fail(("finetune", "trainable", index), f"{name!r} is not a parameter or module name")
+        if self.spec.sampler.name == "grid":
+            for d in [d for d in searched if not d.discrete]:
+                self.fail(("finetune", "search", d.target), "a grid needs discrete values: give choices or a step")
+        if self.spec.hyperparameters:
+            self.fail(("finetune",), "a study with regularisation hyperparameters trains in one stage")
+        return FinetuneStage(tuple(finetune.trainable), fixed | settings, tuple(dimensions + searched))
 
     def _check_space(
         self, where: Location, space: dict[str, Any], parameters: Mapping[str, Parameter], prefix: str
@@ -510,13 +544,24 @@ class _Checker:
             at: Location = (
                 ("objective", index, "metric") if isinstance(self.spec.objective, list) else ("objective", "metric")
             )
-            if objective.metric.startswith("test_"):
+            if objective.metric.removeprefix(FINETUNE_PREFIX).startswith("test_"):
                 self.fail(at, f"{objective.metric!r} is measured on the test split: tuning on it leaks the test set")
                 continue
-            missing = [p.key for p in models if objective.metric not in metrics_of(p.entry, self.test_resolutions)]
+            finetune = self.spec.finetune is not None
+            if finetune and objective.metric in _task_metrics(models):
+                self.fail(
+                    at,
+                    f"the trials fine-tune: the objective is read after the last stage, {FINETUNE_PREFIX}"
+                    f"{objective.metric} (not {objective.metric!r}, the first stage's)",
+                )
+                continue
+            logged = [set(metrics_of(p.entry, self.test_resolutions, finetune)) for p in models]
+            missing = [p.key for p, metrics in zip(models, logged, strict=True) if objective.metric not in metrics]
             if missing:
-                common = set.intersection(*(set(metrics_of(p.entry, self.test_resolutions)) for p in models))
-                available = ", ".join(sorted(m for m in common if not m.startswith("test_")))
+                common = set.intersection(*logged)
+                available = ", ".join(
+                    sorted(m for m in common if not m.removeprefix(FINETUNE_PREFIX).startswith("test_"))
+                )
                 self.fail(at, f"{objective.metric!r} is not logged by {', '.join(missing)} (available: {available})")
 
     def _check_confirm(self, models: list[ModelPlan]) -> None:
@@ -524,15 +569,17 @@ class _Checker:
         confirm = self.spec.confirm
         if confirm is None:
             return
-        if not confirm.metric.startswith("test_"):
+        if not confirm.metric.removeprefix(FINETUNE_PREFIX).startswith("test_"):
             self.fail(
                 ("confirm", "metric"), f"{confirm.metric!r}: the confirmation evaluates on the test split (test_...)"
             )
             return
-        missing = [p.key for p in models if confirm.metric not in metrics_of(p.entry, self.test_resolutions)]
+        finetune = self.spec.finetune is not None
+        logged = [set(metrics_of(p.entry, self.test_resolutions, finetune)) for p in models]
+        missing = [p.key for p, metrics in zip(models, logged, strict=True) if confirm.metric not in metrics]
         if missing:
-            common = set.intersection(*(set(metrics_of(p.entry, self.test_resolutions)) for p in models))
-            available = ", ".join(sorted(m for m in common if m.startswith("test_")))
+            common = set.intersection(*logged)
+            available = ", ".join(sorted(m for m in common if m.removeprefix(FINETUNE_PREFIX).startswith("test_")))
             self.fail(
                 ("confirm", "metric"),
                 f"{confirm.metric!r} is not logged by {', '.join(missing)} (available: {available})",
@@ -638,6 +685,10 @@ def _unknown(kind: str, name: str, known: Mapping[str, Any]) -> str:
     return f"unknown {kind} {name!r}" + (
         f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(sorted(known))})"
     )
+
+
+def _task_metrics(models: list[ModelPlan]) -> set[str]:
+    return {metric for plan in models for metric in task_entry(plan.entry.task).metrics}
 
 
 def _training_parameters() -> dict[str, Parameter]:

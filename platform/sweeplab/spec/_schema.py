@@ -234,6 +234,23 @@ class ConfirmSpec(_Strict):
     )
 
 
+class FinetuneSpec(_Strict):
+    """A second stage of every trial (the Spectral-Refiner's fine-tuning): after the training and its test, the
+    same network trains on for ``max_epochs`` with settings of its own, only the parameters ``trainable`` names
+    learning. Its metrics are logged as ``finetune/<metric>``; an objective naming one is read after the stage."""
+
+    max_epochs: SpaceValue = Field(description="epochs of the stage: a number, or a space to search")
+    trainable: list[str] = Field(
+        default_factory=list,
+        description="the model's parameters that train, by name or module (output_conv); empty: all of them",
+    )
+    search: dict[str, SpaceValue] = Field(
+        default_factory=dict,
+        description="the stage's training settings (loss, lr, optimizer, ...), constants or spaces; the others are "
+        "the first stage's",
+    )
+
+
 class StudySpec(_Strict):
     """One study: what to compare (models), on what (data), how to search, where to record."""
 
@@ -259,6 +276,7 @@ class StudySpec(_Strict):
     heartbeat: Heartbeat = Field(default_factory=Heartbeat)
     launcher: Launcher = Field(default_factory=Launcher)
     confirm: ConfirmSpec | None = Field(None, description="retrain each architecture's best with fresh seeds")
+    finetune: FinetuneSpec | None = Field(None, description="a second training stage of every trial")
 
     _storage_without_password = field_validator("storage")(_no_password)
 
@@ -287,4 +305,5 @@ SPEC_MODELS = (
     Launcher,
     OnlineHyperparameter,
     ConfirmSpec,
+    FinetuneSpec,
 )

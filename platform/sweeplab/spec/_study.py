@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sweeplab.data._registry import DatasetEntry
-from sweeplab.record import FIT_SECONDS_METRIC, N_PARAMS
+from sweeplab.record import FINETUNE_PREFIX, FIT_SECONDS_METRIC, N_PARAMS
 from sweeplab.spec._schema import StudySpec
 from sweeplab.spec._space import MODEL_PARAM, Dimension
 from sweeplab_modules.registry import ModelEntry, TaskEntry, task_entry
@@ -35,6 +35,33 @@ class ModelPlan:
 
 
 @dataclass(frozen=True)
+class FinetuneStage:
+    """The second stage as the study declares it (``finetune:``): its constants (``max_epochs`` among the training
+    settings) and its searched dimensions (Optuna parameters ``finetune.<name>``)."""
+
+    trainable: tuple[str, ...]
+    fixed: dict[str, Any]
+    dimensions: tuple[Dimension, ...]
+
+    def sample(self, trial: optuna.Trial, training: TrainingConfig) -> FinetunePlan:
+        settings = self.fixed | {d.target: d.suggest(trial) for d in self.dimensions}
+        overrides = {k: v for k, v in settings.items() if k != "max_epochs"}
+        return FinetunePlan(settings["max_epochs"], training.model_copy(update=overrides), self.trainable, settings)
+
+
+@dataclass(frozen=True)
+class FinetunePlan:
+    """One trial's second stage: ``max_epochs`` more with ``training`` (the first stage's settings with the stage's
+    own), only the parameters ``trainable`` names (all when empty) learning."""
+
+    max_epochs: int
+    training: TrainingConfig
+    trainable: tuple[str, ...]
+    settings: dict[str, Any]
+    """The values the stage sets (``max_epochs`` included), for tracking."""
+
+
+@dataclass(frozen=True)
 class TrialPlan:
     """What one trial trains: the architecture, its constructor arguments and the training configuration."""
 
@@ -46,6 +73,8 @@ class TrialPlan:
     """Sampled values of the study's regularisation hyperparameters (strategy optuna)."""
     self_tuning: dict[str, Any] = field(default_factory=dict)
     """The hyper-training settings of a self_tuning trial (SelfTuningSettings fields)."""
+    finetune: FinetunePlan | None = None
+    """The trial's second stage, when the study fine-tunes."""
 
     def flat_params(self) -> dict[str, Any]:
         """Every value that defines the trial, for tracking (constructor arguments prefixed ``model.``)."""
@@ -55,6 +84,10 @@ class TrialPlan:
         values.update({k: v for k, v in self.training.model_dump().items() if not (k == "loss" and v is None)})
         values.update({f"hp.{k}": v for k, v in self.hyperparameters.items()})
         values.update({f"stn.{k}": v for k, v in self.self_tuning.items()})
+        if self.finetune is not None:
+            stage = FINETUNE_PREFIX.rstrip("/")
+            values.update({f"{stage}.{k}": v for k, v in self.finetune.settings.items()})
+            values[f"{stage}.trainable"] = ",".join(self.finetune.trainable) or "all"
         return values
 
 
@@ -75,6 +108,8 @@ class Study:
     """The regularisation hyperparameters as sampled dimensions (``hp.<name>``; strategy optuna)."""
     self_tuning_fixed: dict[str, Any] = field(default_factory=dict)
     self_tuning_dimensions: tuple[Dimension, ...] = ()
+    finetune: FinetuneStage | None = None
+    """The second training stage of every trial (``finetune:``), or None."""
     notes: tuple[str, ...] = ()
     """How the checker learnt what it checked where it had to import user code (``sweeplab validate --verbose``)."""
 
@@ -96,7 +131,8 @@ class Study:
     @property
     def logged_metrics(self) -> tuple[str, ...]:
         """Every metric each trial logs, ``test_rel_l2_<size>`` at each of the data's test resolutions included."""
-        return metrics_of(self.models[0].entry, tuple(self.data_params.get("test_resolutions", ())))
+        test_resolutions = tuple(self.data_params.get("test_resolutions", ()))
+        return metrics_of(self.models[0].entry, test_resolutions, finetune=self.finetune is not None)
 
     @property
     def confirm_seeds(self) -> list[int]:
@@ -136,7 +172,9 @@ class Study:
         model_params = {k: v for k, v in values.items() if k not in TRAINING_FIELDS}
         hyperparameters = {d.target: d.suggest(trial) for d in self.hyperparameter_dimensions}
         settings = self.self_tuning_fixed | {d.target: d.suggest(trial) for d in self.self_tuning_dimensions}
-        return TrialPlan(plan.key, plan.entry.name, model_params, TrainingConfig(**training), hyperparameters, settings)
+        config = TrainingConfig(**training)
+        finetune = self.finetune.sample(trial, config) if self.finetune is not None else None
+        return TrialPlan(plan.key, plan.entry.name, model_params, config, hyperparameters, settings, finetune)
 
     def grid_size(self) -> int:
         """How many points a grid study has: per architecture, the product of its dimensions' sizes."""
@@ -145,11 +183,14 @@ class Study:
             own_targets = {d.target for d in plan.dimensions} | set(plan.fixed)
             dimensions = [d for d in self.shared_dimensions if d.target not in own_targets] + list(plan.dimensions)
             total += math.prod(d.grid_size() for d in dimensions)
-        return total
+        stage = self.finetune.dimensions if self.finetune is not None else ()
+        return total * math.prod(d.grid_size() for d in stage)
 
 
-def metrics_of(entry: ModelEntry, test_resolutions: tuple[int, ...] = ()) -> tuple[str, ...]:
-    """Every metric a trial of ``entry`` logs: its task's, per test resolution, and the platform's."""
+def metrics_of(entry: ModelEntry, test_resolutions: tuple[int, ...] = (), finetune: bool = False) -> tuple[str, ...]:
+    """Every metric a trial of ``entry`` logs: its task's, per test resolution, again with the fine-tuning stage's
+    prefix when the study fine-tunes, and the platform's."""
     task = task_entry(entry.task)
     per_resolution = tuple(f"{metric}_{size}" for metric in task.resolution_metrics for size in test_resolutions)
-    return task.metrics + per_resolution + PLATFORM_METRICS
+    staged = tuple(FINETUNE_PREFIX + metric for metric in task.metrics + per_resolution) if finetune else ()
+    return task.metrics + per_resolution + staged + PLATFORM_METRICS

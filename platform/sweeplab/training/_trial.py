@@ -10,7 +10,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sweeplab.record import CHECKPOINT_FILE, DEVICE_TAG, EPOCHS_METRIC, FIT_SECONDS_METRIC, LOSS_PARAM, N_PARAMS
+from sweeplab.record import (
+    CHECKPOINT_FILE,
+    DEVICE_TAG,
+    EPOCHS_METRIC,
+    FINETUNE_PREFIX,
+    FIT_SECONDS_METRIC,
+    LOSS_PARAM,
+    N_PARAMS,
+)
 from sweeplab.training._device import trial_gpu
 from sweeplab_modules.registry import build_model, import_target
 
@@ -20,8 +28,10 @@ if TYPE_CHECKING:
     from torch import nn
 
     from sweeplab.data import OperatorData
-    from sweeplab.spec import Study, TrialPlan
+    from sweeplab.data.datamodule import OperatorDataModule
+    from sweeplab.spec import FinetunePlan, Study, TrialPlan
     from sweeplab.tracking import TrackedRun
+    from sweeplab.tracking._lightning import BufferedMlflowLogger
     from sweeplab_modules.tasks.base import SweepTask
 
 
@@ -83,53 +93,104 @@ def fit_task(
     context: TrialContext, task: SweepTask, gradient_clip_val: float | None, extra_callbacks: Sequence[pl.Callback] = ()
 ) -> TrialResult:
     """Fit ``task`` on the trial's data, test it, save its weights; every strategy's trials end here. The metrics
-    are flushed to the run; ending the run is the engine's (it still logs the checkpoint of a best trial)."""
-    import pytorch_lightning as pl
+    are flushed to the run; ending the run is the engine's (it still logs the checkpoint of a best trial).
 
+    A plan with a second stage (``finetune``) trains on after the first stage's test: the parameters it names
+    alone, with its settings, its metrics prefixed ``finetune/`` and its epochs counted on from the first
+    stage's; then it is tested again. The weights saved are the last stage's."""
     from sweeplab.data.datamodule import OperatorDataModule
     from sweeplab.tracking._lightning import BufferedMlflowLogger
 
     trainer_spec = context.study.spec.trainer
-    batch_size = context.plan.training.batch_size
-    datamodule = OperatorDataModule(context.data, batch_size=batch_size, seed=trainer_spec.seed)
+    datamodule = OperatorDataModule(context.data, batch_size=context.plan.training.batch_size, seed=trainer_spec.seed)
     logger = BufferedMlflowLogger(context.run.metrics)
-    gpu = trial_gpu()  # the runner's placement over this host's GPUs
-    trainer = pl.Trainer(
-        max_epochs=trainer_spec.max_epochs,
-        accelerator=trainer_spec.accelerator if gpu is None else "cuda",
-        devices=trainer_spec.devices if gpu is None else [gpu],
-        precision=trainer_spec.precision,  # type: ignore[arg-type]
-        deterministic=trainer_spec.deterministic,
-        gradient_clip_val=gradient_clip_val,
-        logger=logger,
-        callbacks=[*context.callbacks, *extra_callbacks],
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        # Evaluation under no_grad, not inference mode: a TorchScript graph (geoopt's manifold maths) optimised
-        # during an inference-mode pass keeps inference tensors as constants, and the next trial of the process
-        # then fails in training ("Inference tensors cannot be saved for backward").
-        inference_mode=False,
-        default_root_dir=context.workdir,
-    )
+    stage = _Stage(context, datamodule, logger, gradient_clip_val, [*context.callbacks, *extra_callbacks])
+    trainer = stage.trainer(trainer_spec.max_epochs)
     # The loss actually used: a study that leaves it to the task's default records that default, not None.
-    params = {N_PARAMS: task.n_params, LOSS_PARAM: getattr(task, "loss_name", context.plan.training.loss)}
+    n_params = task.n_params
+    params = {N_PARAMS: n_params, LOSS_PARAM: getattr(task, "loss_name", context.plan.training.loss)}
     context.run.log(params=params, tags={DEVICE_TAG: _device_name(trainer)})
-    started = time.perf_counter()
-    trainer.fit(task, datamodule=datamodule)
-    fit_seconds = time.perf_counter() - started
-    trainer.test(task, datamodule=datamodule, verbose=False)
+    fit_seconds = stage.fit_and_test(trainer, task)
+    epochs = trainer.current_epoch
+    finetune = context.plan.finetune
+    if finetune is not None:
+        _freeze_all_but(task, finetune)
+        task.continue_with(finetune.training, FINETUNE_PREFIX)
+        datamodule.batch_size = finetune.training.batch_size
+        logger.step_offset = epochs
+        trainer = stage.trainer(finetune.max_epochs)
+        fit_seconds += stage.fit_and_test(trainer, task)
+        epochs += trainer.current_epoch
     checkpoint = context.workdir / CHECKPOINT_FILE
     trainer.save_checkpoint(checkpoint, weights_only=True)
-    platform_metrics: dict[str, Any] = {
-        N_PARAMS: task.n_params,
-        FIT_SECONDS_METRIC: fit_seconds,
-        EPOCHS_METRIC: trainer.current_epoch,
-    }
-    context.run.metrics.add(platform_metrics, step=trainer.current_epoch)
+    platform_metrics: dict[str, Any] = {N_PARAMS: n_params, FIT_SECONDS_METRIC: fit_seconds, EPOCHS_METRIC: epochs}
+    context.run.metrics.add(platform_metrics, step=epochs)
     context.run.metrics.flush()
     return TrialResult({**logger.last, **platform_metrics}, checkpoint)
+
+
+@dataclass(frozen=True)
+class _Stage:
+    """What every training stage of one trial shares: its data, its logger, its callbacks and clipping."""
+
+    context: TrialContext
+    datamodule: OperatorDataModule
+    logger: BufferedMlflowLogger
+    gradient_clip_val: float | None
+    callbacks: list[pl.Callback]
+
+    def trainer(self, max_epochs: int) -> pl.Trainer:
+        import pytorch_lightning as pl
+
+        trainer_spec = self.context.study.spec.trainer
+        gpu = trial_gpu()  # the runner's placement over this host's GPUs
+        return pl.Trainer(
+            max_epochs=max_epochs,
+            accelerator=trainer_spec.accelerator if gpu is None else "cuda",
+            devices=trainer_spec.devices if gpu is None else [gpu],
+            precision=trainer_spec.precision,  # type: ignore[arg-type]
+            deterministic=trainer_spec.deterministic,
+            gradient_clip_val=self.gradient_clip_val,
+            logger=self.logger,
+            callbacks=self.callbacks,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            # Evaluation under no_grad, not inference mode: a TorchScript graph (geoopt's manifold maths) optimised
+            # during an inference-mode pass keeps inference tensors as constants, and the next trial of the process
+            # then fails in training ("Inference tensors cannot be saved for backward").
+            inference_mode=False,
+            default_root_dir=self.context.workdir,
+        )
+
+    def fit_and_test(self, trainer: pl.Trainer, task: SweepTask) -> float:
+        """Fit and test ``task``; the seconds the fit took."""
+        started = time.perf_counter()
+        trainer.fit(task, datamodule=self.datamodule)
+        fit_seconds = time.perf_counter() - started
+        trainer.test(task, datamodule=self.datamodule, verbose=False)
+        return fit_seconds
+
+
+def _freeze_all_but(task: SweepTask, finetune: FinetunePlan) -> None:
+    """Only the model's parameters that ``finetune.trainable`` names (a parameter, or a module's) train on."""
+    if not finetune.trainable:
+        return
+    names = [name for name, _ in task.model.named_parameters()]
+
+    def named(name: str, given: str) -> bool:
+        return name == given or name.startswith(given + ".")
+
+    unknown = [given for given in finetune.trainable if not any(named(name, given) for name in names)]
+    if unknown:
+        modules = sorted({name.split(".")[0] for name in names})
+        raise ValueError(
+            f"finetune.trainable: {', '.join(unknown)} names no parameter of {type(task.model).__name__} "
+            f"(its modules: {', '.join(modules)})"
+        )
+    for name, parameter in task.model.named_parameters():
+        parameter.requires_grad_(any(named(name, given) for given in finetune.trainable))
 
 
 def _device_name(trainer: pl.Trainer) -> str:
