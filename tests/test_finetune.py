@@ -1,0 +1,109 @@
+"""Two stages in one trial (``finetune:``): the spec and its checks, the sampled plan, and a real run whose second
+stage trains only the parameters it names, with its own loss and settings, logged under ``finetune/``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+from conftest import write_study
+from mlflow.tracking import MlflowClient
+
+from sweeplab.record import CHECKPOINT_ARTIFACT, RUN_ATTR
+from sweeplab.run import run_study
+from sweeplab.spec import StudyError, load_study, parse_study
+
+# FNO-2D on tiny Darcy data; the second stage fine-tunes the projection alone with another loss and lr.
+STAGE = """\
+finetune:
+  max_epochs: 2
+  trainable: [projection]
+  search: {loss: rel_h1, lr: 5.0e-2}
+"""
+STUDY = """\
+name: two-stage
+objective: {metric: finetune/val_rel_l2}
+data:
+  name: darcy
+  params: {fine_resolution: 33, resolution: 17, n_train: 8, n_val: 4, n_test: 4, seed: 0}
+models:
+  - {name: fno2d, params: {n_layers: 2, padding: 0, projection_width: 8, width: 4, modes: 3}}
+search: {lr: 1.0e-2, batch_size: 4}
+{stage}trainer: {max_epochs: 2, num_threads: 1}
+sampler: random
+budget: {n_trials: 1}
+""".replace("{stage}", STAGE)
+
+
+def issues_of(text: str) -> dict[str, tuple[int | None, str]]:
+    with pytest.raises(StudyError) as raised:
+        parse_study(text, "two.yaml")
+    return {".".join(map(str, issue.location)): (issue.line, issue.message) for issue in raised.value.issues}
+
+
+def test_a_bad_stage_is_reported_with_line_and_field() -> None:
+    text = (
+        STUDY.replace("finetune/val_rel_l2", "val_rel_l2")
+        .replace("max_epochs: 2\n  trainable", "max_epochs: 0\n  trainable")
+        .replace("[projection]", "[projection, 2nd]")
+        .replace("loss: rel_h1", "loss: vorticity_residual, momentum: {low: 0.5, high: 2.0}, lrr: 1")
+    )
+    issues = issues_of(text)
+    assert issues["objective.metric"][0] == 2 and "finetune/val_rel_l2" in issues["objective.metric"][1]
+    assert issues["finetune.max_epochs"][0] == 10
+    assert issues["finetune.trainable.1"] == (11, "'2nd' is not a parameter or module name")
+    # Darcy states no equation for a residual; the stage's settings are checked like the first stage's.
+    assert "states none" in issues["finetune.search.loss"][1] and issues["finetune.search.loss"][0] == 12
+    assert "finetune.search.momentum.high" in issues and "unknown parameter" in issues["finetune.search.lrr"][1]
+
+
+def test_a_stage_cannot_leak_the_test_split_or_join_regularisation_hyperparameters() -> None:
+    assert "leaks the test set" in issues_of(STUDY.replace("val_rel_l2", "test_rel_l2"))["objective.metric"][1]
+    regularised = STUDY + "hyperparameters:\n  noise: {apply: input_noise, low: 0.0, high: 0.5, initial: 0.1}\n"
+    assert "one stage" in issues_of(regularised)["finetune"][1]
+
+
+def test_the_stage_samples_its_own_settings_over_the_first_stages() -> None:
+    text = STUDY.replace("max_epochs: 2\n  trainable", "max_epochs: {low: 1, high: 4}\n  trainable").replace(
+        "lr: 5.0e-2", "lr: {low: 1.0e-4, high: 1.0e-1, log: true}"
+    )
+    study = parse_study(text)
+    trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1)).ask()
+    plan = study.sample(trial)
+    stage = plan.finetune
+    assert stage is not None and set(trial.params) == {"model", "finetune.max_epochs", "finetune.lr"}
+    assert stage.max_epochs == trial.params["finetune.max_epochs"] and stage.training.lr == trial.params["finetune.lr"]
+    assert (stage.training.loss, stage.training.batch_size, plan.training.loss) == ("rel_h1", 4, None)
+    assert plan.flat_params()["finetune.trainable"] == "projection"
+
+
+def _trained(tmp_path: Path, text: str) -> tuple[dict[str, float], dict[str, torch.Tensor], MlflowClient, str]:
+    tmp_path.mkdir()
+    storage, tracking = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
+    study = load_study(write_study(tmp_path, text))
+    run_study(study, storage=storage, tracking_uri=tracking)
+    (trial,) = optuna.load_study(study_name=study.name, storage=storage).get_trials()
+    client = MlflowClient(tracking)
+    run_id = trial.user_attrs[RUN_ATTR]
+    checkpoint = client.download_artifacts(run_id, CHECKPOINT_ARTIFACT, str(tmp_path))
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    return {"value": trial.value, **client.get_run(run_id).data.metrics}, state, client, run_id
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("one_torch_thread")
+def test_the_second_stage_trains_only_what_it_names_and_logs_under_its_prefix(tmp_path: Path) -> None:
+    staged, after, client, run_id = _trained(tmp_path / "staged", STUDY)
+    single = STUDY.replace("finetune/val_rel_l2", "val_rel_l2").replace(STAGE, "")
+    _, before, _, _ = _trained(tmp_path / "single", single)
+    # The same seed trains the same first stage; the second changed the projection and nothing else.
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    assert changed and all(name.startswith("model.projection.") for name in changed), changed
+    assert staged["value"] == staged["finetune/val_rel_l2"]
+    assert {"val_rel_l2", "test_rel_l2", "finetune/test_rel_l2", "finetune/train_loss"} <= set(staged)
+    # Its loss is rel_h1 (the first stage's rel_l2), and its curves continue the first stage's epochs.
+    assert staged["finetune/val_loss"] == staged["finetune/val_rel_h1"] and staged["val_loss"] == staged["val_rel_l2"]
+    assert [m.step for m in client.get_metric_history(run_id, "finetune/val_loss")] == [2, 3]
+    assert staged["epochs"] == 4
