@@ -47,13 +47,16 @@ def test_a_bad_stage_is_reported_with_line_and_field() -> None:
     text = (
         STUDY.replace("finetune/val_rel_l2", "val_rel_l2")
         .replace("max_epochs: 2\n  trainable", "max_epochs: 0\n  trainable")
-        .replace("[projection]", "[projection, 2nd]")
+        .replace("[projection]", "[projection, 2nd, projecton.0]")
         .replace("loss: rel_h1", "loss: vorticity_residual, momentum: {low: 0.5, high: 2.0}, lrr: 1")
     )
     issues = issues_of(text)
     assert issues["objective.metric"][0] == 2 and "finetune/val_rel_l2" in issues["objective.metric"][1]
     assert issues["finetune.max_epochs"][0] == 10
     assert issues["finetune.trainable.1"] == (11, "'2nd' is not a parameter or module name")
+    assert issues["finetune.trainable.2"][1] == (
+        "fno2d has no module or parameter 'projecton.0' (did you mean 'projection'?)"
+    )
     # Darcy states no equation for a residual; the stage's settings are checked like the first stage's.
     assert "states none" in issues["finetune.search.loss"][1] and issues["finetune.search.loss"][0] == 12
     assert "finetune.search.momentum.high" in issues and "unknown parameter" in issues["finetune.search.lrr"][1]

@@ -37,6 +37,7 @@ __all__ = [
     "fixed_arguments",
     "import_target",
     "is_target",
+    "model_attributes",
     "model_constructor",
     "model_target",
     "task_entry",
@@ -175,6 +176,28 @@ def _size_minimums(module_name: str, node: ast.ClassDef) -> dict[str, int]:
         if isinstance(name, ast.Constant) and isinstance(minimum, ast.Constant) and isinstance(minimum.value, int):
             minimums[name.value] = max(minimum.value, minimums.get(name.value, minimum.value))
     return minimums
+
+
+def model_attributes(target: str) -> frozenset[str]:
+    """The attributes ``self.<name> = ...`` that the class at ``target`` (or a base of its module) assigns, read from
+    source: the top-level names of its submodules and parameters, which a study's ``finetune.trainable`` names."""
+    module_name, node = _class_definition(target)
+    names: set[str] = set()
+    for base in node.bases:
+        try:
+            names |= model_attributes(f"{module_name}:{ast.unparse(base)}")
+        except LookupError:  # a base from another module (nn.Module, a mixin)
+            continue
+    for statement in ast.walk(node):
+        targets = statement.targets if isinstance(statement, ast.Assign) else [getattr(statement, "target", None)]
+        for assigned in targets if isinstance(statement, (ast.Assign, ast.AnnAssign)) else []:
+            if (
+                isinstance(assigned, ast.Attribute)
+                and isinstance(assigned.value, ast.Name)
+                and assigned.value.id == "self"
+            ):
+                names.add(assigned.attr)
+    return frozenset(names)
 
 
 def _defines_init(node: ast.ClassDef) -> bool:

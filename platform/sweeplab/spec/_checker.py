@@ -33,6 +33,7 @@ from sweeplab_modules.registry import (
     fixed_arguments,
     import_target,
     is_target,
+    model_attributes,
     model_constructor,
     task_entry,
 )
@@ -225,7 +226,7 @@ class _Checker:
         self._check_uris()
         if task:
             self._check_loss(("search",), task, shared_fixed, shared_dims)
-        finetune = self._check_finetune(task)
+        finetune = self._check_finetune(task, models)
         if self.issues or task is None or dataset is None:
             return None
         study = Study(
@@ -439,7 +440,7 @@ class _Checker:
                     "(navier_stokes does)",
                 )
 
-    def _check_finetune(self, task: TaskEntry | None) -> FinetuneStage | None:
+    def _check_finetune(self, task: TaskEntry | None, models: list[ModelPlan]) -> FinetuneStage | None:
         """The second stage: its epochs and settings (constants or spaces, Optuna parameters ``finetune.<name>``),
         and what it cannot be combined with."""
         finetune = self.spec.finetune
@@ -454,6 +455,16 @@ class _Checker:
         for index, name in enumerate(finetune.trainable):
             if not name or not all(part.isidentifier() for part in name.split(".")):
                 self.fail(("finetune", "trainable", index), f"{name!r} is not a parameter or module name")
+                continue
+            for plan in models:
+                try:
+                    attributes = model_attributes(plan.entry.target)
+                except LookupError:  # not readable from source: checked when the stage starts
+                    continue
+                if name.split(".")[0] not in attributes:
+                    close = difflib.get_close_matches(name.split(".")[0], sorted(attributes), n=1)
+                    hint = f" (did you mean {close[0]!r}?)" if close else ""
+                    self.fail(("finetune", "trainable", index), f"{plan.key} has no module or parameter {name!r}{hint}")
         if self.spec.sampler.name == "grid":
             for d in [d for d in searched if not d.discrete]:
                 self.fail(("finetune", "search", d.target), "a grid needs discrete values: give choices or a step")
