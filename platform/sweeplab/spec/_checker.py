@@ -453,7 +453,9 @@ class _Checker:
         if task is not None:
             self._check_loss(("finetune", "search"), task, settings, searched)
         for index, name in enumerate(finetune.trainable):
-            if not name or not all(part.isidentifier() for part in name.split(".")):
+            # Dotted attribute names; the parts after the first may be indices (``spectral.0``).
+            parts = name.split(".")
+            if not parts[0].isidentifier() or not all(part.isidentifier() or part.isdigit() for part in parts):
                 self.fail(("finetune", "trainable", index), f"{name!r} is not a parameter or module name")
                 continue
             for plan in models:
