@@ -3,6 +3,8 @@ stage trains only the parameters it names, with its own loss and settings, logge
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import optuna
@@ -110,3 +112,14 @@ def test_the_second_stage_trains_only_what_it_names_and_logs_under_its_prefix(tm
     assert staged["finetune/val_loss"] == staged["finetune/val_rel_h1"] and staged["val_loss"] == staged["val_rel_l2"]
     assert [m.step for m in client.get_metric_history(run_id, "finetune/val_loss")] == [2, 3]
     assert staged["epochs"] == 4
+
+
+def test_validate_names_the_stage_without_importing_torch(tmp_path: Path) -> None:
+    path = write_study(tmp_path, STUDY)
+    script = (
+        "import sys; from sweeplab.commands import validate_command; "
+        f"status = validate_command([{str(path)!r}]); print(status, 'torch' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines()[-1] == "0 False"
+    assert "a finetune stage (0 searched)" in done.stdout

@@ -32,7 +32,9 @@ def validate_command(paths: Sequence[str], verbose: bool = False) -> int:
             status = EXIT_INVALID
             continue
         sizes = ", ".join(f"{p.key} ({len(p.dimensions)} searched)" for p in study.models)
-        print(f"{path}: ok - {study.name}: {sizes}; {len(study.shared_dimensions)} shared dimensions")
+        stage = study.finetune
+        finetune = f"; a finetune stage ({len(stage.dimensions)} searched)" if stage is not None else ""
+        print(f"{path}: ok - {study.name}: {sizes}; {len(study.shared_dimensions)} shared dimensions{finetune}")
         if verbose:
             for note in study.notes:
                 print(f"  {note}")
