@@ -453,26 +453,30 @@ class _Checker:
         if task is not None:
             self._check_loss(("finetune", "search"), task, settings, searched)
         for index, name in enumerate(finetune.trainable):
-            # Dotted attribute names; the parts after the first may be indices (``spectral.0``).
-            parts = name.split(".")
-            if not parts[0].isidentifier() or not all(part.isidentifier() or part.isdigit() for part in parts):
-                self.fail(("finetune", "trainable", index), f"{name!r} is not a parameter or module name")
-                continue
-            for plan in models:
-                try:
-                    attributes = model_attributes(plan.entry.target)
-                except LookupError:  # not readable from source: checked when the stage starts
-                    continue
-                if name.split(".")[0] not in attributes:
-                    close = difflib.get_close_matches(name.split(".")[0], sorted(attributes), n=1)
-                    hint = f" (did you mean {close[0]!r}?)" if close else ""
-                    self.fail(("finetune", "trainable", index), f"{plan.key} has no module or parameter {name!r}{hint}")
+            self._check_trainable(("finetune", "trainable", index), name, models)
         if self.spec.sampler.name == "grid":
             for d in [d for d in searched if not d.discrete]:
                 self.fail(("finetune", "search", d.target), "a grid needs discrete values: give choices or a step")
         if self.spec.hyperparameters:
             self.fail(("finetune",), "a study with regularisation hyperparameters trains in one stage")
         return FinetuneStage(tuple(finetune.trainable), fixed | settings, tuple(dimensions + searched))
+
+    def _check_trainable(self, at: Location, name: str, models: list[ModelPlan]) -> None:
+        """``name`` is a parameter or module of every model: its first part an attribute the model's class assigns
+        (read from source; a class that cannot be read is checked when the stage starts)."""
+        parts = name.split(".")  # the parts after the first may be indices (``spectral.0``)
+        if not parts[0].isidentifier() or not all(part.isidentifier() or part.isdigit() for part in parts):
+            self.fail(at, f"{name!r} is not a parameter or module name")
+            return
+        for plan in models:
+            try:
+                attributes = model_attributes(plan.entry.target)
+            except LookupError:
+                continue
+            if parts[0] not in attributes:
+                close = difflib.get_close_matches(parts[0], sorted(attributes), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                self.fail(at, f"{plan.key} has no module or parameter {name!r}{hint}")
 
     def _check_space(
         self, where: Location, space: dict[str, Any], parameters: Mapping[str, Parameter], prefix: str

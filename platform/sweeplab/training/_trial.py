@@ -102,7 +102,8 @@ def fit_task(
     from sweeplab.tracking._lightning import BufferedMlflowLogger
 
     trainer_spec = context.study.spec.trainer
-    datamodule = OperatorDataModule(context.data, batch_size=context.plan.training.batch_size, seed=trainer_spec.seed)
+    batch_size = context.plan.training.batch_size
+    datamodule = OperatorDataModule(context.data, batch_size=batch_size, seed=trainer_spec.seed)
     logger = BufferedMlflowLogger(context.run.metrics)
     stage = _Stage(context, datamodule, logger, gradient_clip_val, [*context.callbacks, *extra_callbacks])
     trainer = stage.trainer(trainer_spec.max_epochs)
