@@ -27,6 +27,10 @@ PHYSICS_LOSSES: dict[str, Callable[..., Tensor]] = {"vorticity_residual": vortic
 METRICS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"rel_l2": relative_l2, "rel_h1": relative_h1}
 
 
+def _physics_unbound(prediction: Tensor, target: Tensor) -> Tensor:
+    raise RuntimeError("a physics loss is bound to the data's equation when the task meets its data (setup)")
+
+
 class ChannelNormalizer(nn.Module):
     """Per-channel standardisation fitted on the training split, stored as buffers so it travels with the model.
 
@@ -87,7 +91,7 @@ class OperatorLearning(SweepTask):
         self.loss_name = training.loss or "rel_l2"
         if self.loss_name not in LOSSES and self.loss_name not in PHYSICS_LOSSES:
             raise ValueError(f"loss must be one of {(*LOSSES, *PHYSICS_LOSSES)}, got {self.loss_name!r}")
-        self.loss_function: Callable[[Tensor, Tensor], Tensor] | None = LOSSES.get(self.loss_name)
+        self.loss_function: Callable[[Tensor, Tensor], Tensor] = LOSSES.get(self.loss_name, _physics_unbound)
 
     def continue_with(self, training: TrainingConfig, metric_prefix: str) -> None:
         super().continue_with(training, metric_prefix)
