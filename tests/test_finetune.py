@@ -17,9 +17,11 @@ from sweeplab.record import CHECKPOINT_ARTIFACT, RUN_ATTR
 from sweeplab.run import run_study
 from sweeplab.spec import StudyError, load_study, parse_study
 
-# FNO-2D on tiny Darcy data; the second stage fine-tunes the projection alone with another loss and lr.
+# FNO-2D on tiny Darcy data; after one epoch (not the trainer's two), the second stage fine-tunes the projection
+# alone for two more with another loss and lr.
 STAGE = """\
 finetune:
+  after_epochs: 1
   max_epochs: 2
   trainable: [projection]
   search: {loss: rel_h1, lr: 5.0e-2}
@@ -49,18 +51,19 @@ def test_a_bad_stage_is_reported_with_line_and_field() -> None:
     text = (
         STUDY.replace("finetune/val_rel_l2", "val_rel_l2")
         .replace("max_epochs: 2\n  trainable", "max_epochs: 0\n  trainable")
+        .replace("after_epochs: 1", "after_epochs: {low: 3, high: 1}")
         .replace("[projection]", "[projection, 2nd, projecton.0]")
         .replace("loss: rel_h1", "loss: vorticity_residual, momentum: {low: 0.5, high: 2.0}, lrr: 1")
     )
     issues = issues_of(text)
     assert issues["objective.metric"][0] == 2 and "finetune/val_rel_l2" in issues["objective.metric"][1]
-    assert issues["finetune.max_epochs"][0] == 10
-    assert issues["finetune.trainable.1"] == (11, "'2nd' is not a parameter or module name")
+    assert issues["finetune.after_epochs.low"][0] == 10 and issues["finetune.max_epochs"][0] == 11
+    assert issues["finetune.trainable.1"] == (12, "'2nd' is not a parameter or module name")
     assert issues["finetune.trainable.2"][1] == (
         "fno2d has no module or parameter 'projecton.0' (did you mean 'projection'?)"
     )
     # Darcy states no equation for a residual; the stage's settings are checked like the first stage's.
-    assert "states none" in issues["finetune.search.loss"][1] and issues["finetune.search.loss"][0] == 12
+    assert "states none" in issues["finetune.search.loss"][1] and issues["finetune.search.loss"][0] == 13
     assert "finetune.search.momentum.high" in issues and "unknown parameter" in issues["finetune.search.lrr"][1]
 
 
@@ -71,15 +74,21 @@ def test_a_stage_cannot_leak_the_test_split_or_join_regularisation_hyperparamete
 
 
 def test_the_stage_samples_its_own_settings_over_the_first_stages() -> None:
-    text = STUDY.replace("max_epochs: 2\n  trainable", "max_epochs: {low: 1, high: 4}\n  trainable").replace(
-        "lr: 5.0e-2", "lr: {low: 1.0e-4, high: 1.0e-1, log: true}"
+    text = (
+        STUDY.replace("max_epochs: 2\n  trainable", "max_epochs: {low: 1, high: 4}\n  trainable")
+        .replace("lr: 5.0e-2", "lr: {low: 1.0e-4, high: 1.0e-1, log: true}")
+        .replace("after_epochs: 1", "after_epochs: {choices: [1, 5]}")
     )
     study = parse_study(text)
     trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1)).ask()
     plan = study.sample(trial)
     stage = plan.finetune
-    assert stage is not None and set(trial.params) == {"model", "finetune.max_epochs", "finetune.lr"}
-    assert stage.max_epochs == trial.params["finetune.max_epochs"] and stage.training.lr == trial.params["finetune.lr"]
+    assert set(trial.params) == {"model", "finetune.max_epochs", "finetune.after_epochs", "finetune.lr"}
+    assert stage is not None and stage.max_epochs == trial.params["finetune.max_epochs"]
+    assert (stage.after_epochs, stage.training.lr) == (
+        trial.params["finetune.after_epochs"],
+        trial.params["finetune.lr"],
+    )
     assert (stage.training.loss, stage.training.batch_size, plan.training.loss) == ("rel_h1", 4, None)
     assert plan.flat_params()["finetune.trainable"] == "projection"
 
@@ -101,7 +110,11 @@ def _trained(tmp_path: Path, text: str) -> tuple[dict[str, float], dict[str, tor
 @pytest.mark.usefixtures("one_torch_thread")
 def test_the_second_stage_trains_only_what_it_names_and_logs_under_its_prefix(tmp_path: Path) -> None:
     staged, after, client, run_id = _trained(tmp_path / "staged", STUDY)
-    single = STUDY.replace("finetune/val_rel_l2", "val_rel_l2").replace(STAGE, "")
+    single = (
+        STUDY.replace("finetune/val_rel_l2", "val_rel_l2")
+        .replace(STAGE, "")
+        .replace("max_epochs: 2,", "max_epochs: 1,")
+    )
     _, before, _, _ = _trained(tmp_path / "single", single)
     # The same seed trains the same first stage; the second changed the projection and nothing else.
     changed = {name for name in before if not torch.equal(before[name], after[name])}
@@ -110,8 +123,8 @@ def test_the_second_stage_trains_only_what_it_names_and_logs_under_its_prefix(tm
     assert {"val_rel_l2", "test_rel_l2", "finetune/test_rel_l2", "finetune/train_loss"} <= set(staged)
     # Its loss is rel_h1 (the first stage's rel_l2), and its curves continue the first stage's epochs.
     assert staged["finetune/val_loss"] == staged["finetune/val_rel_h1"] and staged["val_loss"] == staged["val_rel_l2"]
-    assert [m.step for m in client.get_metric_history(run_id, "finetune/val_loss")] == [2, 3]
-    assert staged["epochs"] == 4
+    assert [m.step for m in client.get_metric_history(run_id, "finetune/val_loss")] == [1, 2]
+    assert staged["epochs"] == 3
 
 
 def test_validate_names_the_stage_without_importing_torch(tmp_path: Path) -> None:

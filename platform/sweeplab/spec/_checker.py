@@ -446,8 +446,10 @@ class _Checker:
         finetune = self.spec.finetune
         if finetune is None:
             return None
-        epochs = {"max_epochs": Parameter("max_epochs", "int", minimum=1)}
-        fixed, dimensions = self._check_space(("finetune",), {"max_epochs": finetune.max_epochs}, epochs, "finetune.")
+        epochs = {name: Parameter(name, "int", minimum=1) for name in ("max_epochs", "after_epochs")}
+        declared = {"max_epochs": finetune.max_epochs, "after_epochs": finetune.after_epochs}
+        space = {name: value for name, value in declared.items() if value is not None}
+        fixed, dimensions = self._check_space(("finetune",), space, epochs, "finetune.")
         search = dict(finetune.search)
         settings, searched = self._check_space(("finetune", "search"), search, _training_parameters(), "finetune.")
         if task is not None:

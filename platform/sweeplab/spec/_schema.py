@@ -240,6 +240,9 @@ class FinetuneSpec(_Strict):
     learning. Its metrics are logged as ``finetune/<metric>``; an objective naming one is read after the stage."""
 
     max_epochs: SpaceValue = Field(description="epochs of the stage: a number, or a space to search")
+    after_epochs: SpaceValue | None = Field(
+        None, description="the stage boundary: epochs of the first stage, a number or a space (default: trainer's)"
+    )
     trainable: list[str] = Field(
         default_factory=list,
         description="the model's parameters that train, by name or module (output_conv); empty: all of them",

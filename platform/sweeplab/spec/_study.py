@@ -34,10 +34,15 @@ class ModelPlan:
     dimensions: tuple[Dimension, ...]
 
 
+# The stage's epoch counts, beside the training settings it overrides.
+_STAGE_EPOCHS = ("max_epochs", "after_epochs")
+
+
 @dataclass(frozen=True)
 class FinetuneStage:
-    """The second stage as the study declares it (``finetune:``): its constants (``max_epochs`` among the training
-    settings) and its searched dimensions (Optuna parameters ``finetune.<name>``)."""
+    """The second stage as the study declares it (``finetune:``): its constants (``max_epochs`` and
+    ``after_epochs`` among the training settings) and its searched dimensions (Optuna parameters
+    ``finetune.<name>``)."""
 
     trainable: tuple[str, ...]
     fixed: dict[str, Any]
@@ -45,8 +50,14 @@ class FinetuneStage:
 
     def sample(self, trial: optuna.Trial, training: TrainingConfig) -> FinetunePlan:
         settings = self.fixed | {d.target: d.suggest(trial) for d in self.dimensions}
-        overrides = {k: v for k, v in settings.items() if k != "max_epochs"}
-        return FinetunePlan(settings["max_epochs"], training.model_copy(update=overrides), self.trainable, settings)
+        overrides = {k: v for k, v in settings.items() if k not in _STAGE_EPOCHS}
+        return FinetunePlan(
+            settings["max_epochs"],
+            training.model_copy(update=overrides),
+            self.trainable,
+            settings,
+            settings.get("after_epochs"),
+        )
 
 
 @dataclass(frozen=True)
@@ -59,6 +70,8 @@ class FinetunePlan:
     trainable: tuple[str, ...]
     settings: dict[str, Any]
     """The values the stage sets (``max_epochs`` included), for tracking."""
+    after_epochs: int | None = None
+    """The first stage's epochs (the stage boundary); None: the trainer's ``max_epochs``."""
 
 
 @dataclass(frozen=True)

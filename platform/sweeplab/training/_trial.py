@@ -95,7 +95,8 @@ def fit_task(
     """Fit ``task`` on the trial's data, test it, save its weights; every strategy's trials end here. The metrics
     are flushed to the run; ending the run is the engine's (it still logs the checkpoint of a best trial).
 
-    A plan with a second stage (``finetune``) trains on after the first stage's test: the parameters it names
+    A plan with a second stage (``finetune``) trains on after the first stage's test (after its ``after_epochs``,
+    else the trainer's ``max_epochs``): the parameters it names
     alone, with its settings, its metrics prefixed ``finetune/`` and its epochs counted on from the first
     stage's; then it is tested again. The weights saved are the last stage's."""
     from sweeplab.data.datamodule import OperatorDataModule
@@ -106,14 +107,15 @@ def fit_task(
     datamodule = OperatorDataModule(context.data, batch_size=batch_size, seed=trainer_spec.seed)
     logger = BufferedMlflowLogger(context.run.metrics)
     stage = _Stage(context, datamodule, logger, gradient_clip_val, [*context.callbacks, *extra_callbacks])
-    trainer = stage.trainer(trainer_spec.max_epochs)
+    finetune = context.plan.finetune
+    first_epochs = finetune.after_epochs if finetune is not None and finetune.after_epochs else trainer_spec.max_epochs
+    trainer = stage.trainer(first_epochs)
     # The loss actually used: a study that leaves it to the task's default records that default, not None.
     n_params = task.n_params
     params = {N_PARAMS: n_params, LOSS_PARAM: getattr(task, "loss_name", context.plan.training.loss)}
     context.run.log(params=params, tags={DEVICE_TAG: _device_name(trainer)})
     fit_seconds = stage.fit_and_test(trainer, task)
     epochs = trainer.current_epoch
-    finetune = context.plan.finetune
     if finetune is not None:
         _freeze_all_but(task, finetune)
         task.continue_with(finetune.training, FINETUNE_PREFIX)
