@@ -126,3 +126,25 @@ def test_the_residual_needs_a_trajectory_of_square_snapshots() -> None:
         vorticity_residual(torch.zeros(1, 1, 8, 8), nu=1e-3, forcing_amplitude=0.1, time_step=0.1)
     with pytest.raises(ValueError, match="snapshots >= 2"):
         vorticity_residual(torch.zeros(1, 4, 8, 6), nu=1e-3, forcing_amplitude=0.1, time_step=0.1)
+
+
+def test_the_checker_refuses_spatial_modes_the_grid_cannot_hold() -> None:
+    from sweeplab.spec import StudyError, parse_study
+
+    study = """\
+name: sfno-modes
+objective: {metric: val_rel_l2}
+data:
+  name: navier_stokes
+  params: {fine_resolution: 32, resolution: 16, final_time: 2.0, record_every: 0.5, input_steps: 2, dt: 0.01}
+models:
+  - name: sfno
+    params: {modes: 8, output_modes: 9}
+budget: {n_trials: 1}
+"""
+    with pytest.raises(StudyError) as raised:
+        parse_study(study, "sfno.yaml")
+    (issue,) = raised.value.issues
+    assert issue.location == ("models", 0, "params", "output_modes") and issue.line == 8
+    assert "9 Fourier modes do not fit the grid (16, 16): at most 8 modes fit" in issue.message
+    parse_study(study.replace("output_modes: 9", "output_modes: 8"))  # the largest that fits
