@@ -564,6 +564,16 @@ TASKS: Mapping[str, TaskEntry] = _Registry(
             ),
         ),
         TaskEntry(
+            name="dcdm",
+            target="sweeplab_modules.tasks.dcdm:ConjugateDirectionLearning",
+            metrics=_stage_metrics("rel_residual", "energy_error"),
+            losses=("residual",),
+            description=(
+                "search directions for conjugate-direction solves: the DCDM paper's loss ||b - A x_hat||^2 with the "
+                "optimally scaled direction; one step's relative residual and A-norm error on held-out systems"
+            ),
+        ),
+        TaskEntry(
             name="transfer_classification",
             target="sweeplab_modules.tasks.classification:TransferClassification",
             metrics=_stage_metrics("acc", "probe_transfer", "knn_transfer"),
@@ -946,6 +956,17 @@ MODELS: PluginRegistry = PluginRegistry(
                 "reference": {"width": 64, "modes": 16, "n_layers": 4, "gain_width": 64, "gain_layers": 4},
                 "small": {"width": 16, "modes": 8, "n_layers": 2, "gain_width": 16, "gain_layers": 2},
             },
+        ),
+        # The Deep Conjugate Direction Method's network (Kaneda et al., ICML 2023; ayano721/2023_DCDM), in 2D; its
+        # defaults are the paper's (16 channels, residual blocks 2 / 3 at half resolution / 2).
+        ModelEntry(
+            name="dcdm",
+            target="sweeplab_modules.operators.dcdm:DeepConjugateDirectionNetwork",
+            task="dcdm",
+            spatial_dims=2,
+            description="DCDM: CNN residual -> search direction for conjugate directions (Kaneda et al. 2023)",
+            resolution_invariant=True,
+            presets={"paper": {"width": 16, "fine_blocks": 2, "coarse_blocks": 3, "final_blocks": 2}},
         ),
         # Learned proximal networks (Fang, Buchanan, Sulam, ICLR 2024; ZhenghanFang/learned-proximal-networks):
         # "paper" presets are the authors' 1-D Laplace notebook and MNIST script (gamma per sqrt(dimension): their

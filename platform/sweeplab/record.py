@@ -54,12 +54,14 @@ __all__ = [
     "GIT_DIRTY_TAG",
     "HOST_TAG",
     "INTERRUPTED_ATTR",
+    "LOGGED_MODEL_URI",
     "LOSS_PARAM",
     "MLFLOW_MODEL_NAME",
     "MODEL_ATTR",
     "MODEL_DIR",
     "MODEL_TAG",
     "MODEL_TRAINING_KIND",
+    "MODEL_VERSION_URI",
     "ModelDescription",
     "N_PARAMS",
     "OBJECTIVE_PARAM",
@@ -69,6 +71,8 @@ __all__ = [
     "PLAN_ARTIFACT",
     "REASON_ATTR",
     "REASON_TAG",
+    "RUN_ID_PATTERN",
+    "RUN_MODEL_URI",
     "REPLAY_OF_TAG",
     "REPLAY_ROLE",
     "RESOLVED_STUDY_ARTIFACT",
@@ -95,6 +99,7 @@ __all__ = [
     "best_alias",
     "best_trials",
     "finished_trials",
+    "model_uri_problem",
     "objective_metrics",
     "objective_text",
 ]
@@ -184,6 +189,24 @@ PLAN_ARTIFACT = f"{SCHEDULE_DIR}/plan.json"
 MLFLOW_MODEL_NAME = "mlflow_model"
 """A best trial's MLflow Model (a logged model of its run: ``runs:/<run id>/mlflow_model``): the checkpoint and
 its ``ModelDescription`` with the ``sweeplab`` and ``python_function`` flavours, a signature and an input example."""
+
+# The ways to name a best trial's MLflow Model (``serving.load_model`` resolves them; a data set that needs a
+# trained model, as the dcdm solver does, checks its URI's form with ``model_uri_problem`` without MLflow).
+RUN_ID_PATTERN = re.compile(r"[0-9a-f]{32}")
+RUN_MODEL_URI = re.compile(rf"runs:/(?P<run>[0-9a-f]{{32}})/?(?:{MLFLOW_MODEL_NAME}/?)?")
+MODEL_VERSION_URI = re.compile(r"models:/(?P<name>[^@/]+)(?:@(?P<alias>[\w-]+)|/(?P<version>\d+))/?")
+LOGGED_MODEL_URI = re.compile(r"models:/(?P<id>m-[0-9a-f]{32})/?")
+
+
+def model_uri_problem(uri: str) -> str | None:
+    """What is wrong with the form of ``uri`` as the name of a sweeplab model (None: nothing)."""
+    patterns = (RUN_ID_PATTERN, RUN_MODEL_URI, LOGGED_MODEL_URI, MODEL_VERSION_URI)
+    if any(pattern.fullmatch(uri.strip()) for pattern in patterns):
+        return None
+    return (
+        f"{uri!r} names no model: give a run id, runs:/<run id>, models:/<name>@<alias>, models:/<name>/<version> "
+        "or models:/<model id>"
+    )
 
 # -- the Model Registry ----------------------------------------------------------------------------------------------
 BEST_ALIAS = "best"

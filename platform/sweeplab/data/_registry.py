@@ -180,6 +180,18 @@ DATASETS: PluginRegistry = PluginRegistry(
             version="1",
             description="2D room acoustics, leapfrog FD: Gaussian source pulse -> pressure snapshots (PNAS 2023)",
         ),
+        # Residual-like right-hand sides for the DCDM network: x = (b, coefficient a), y = A^-1 b (metrics only).
+        DatasetEntry(
+            name="dcdm_darcy",
+            params="sweeplab.datagen.dcdm:DcdmDarcyParams",
+            generate="sweeplab.datagen.dcdm:generate_dcdm_darcy",
+            task="dcdm",
+            spatial_dims=2,
+            in_channels=2,
+            out_channels=1,
+            version="1",
+            description="Darcy/Poisson systems: Ritz-vector right-hand sides b and coefficients a (Kaneda et al. 2023)",
+        ),
         # Denoising pairs for learned proximal networks: x noisy, y clean (Laplace: + the exact prox as channel 2).
         DatasetEntry(
             name="laplace_denoising",

@@ -30,7 +30,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from sweeplab._cpus import usable_cpus
 from sweeplab.data._splits import ResolutionArrays, SampleArrays, check_resolutions, multi_resolution_field
 from sweeplab.datagen._grf import sample_gaussian_random_field
-from sweeplab.datagen.solvers import LinearSystem, SolverMethod, solve_sequence
+from sweeplab.datagen.solvers import (
+    DirectionModel,
+    LinearSystem,
+    SolverMethod,
+    load_direction_model,
+    solve_sequence,
+)
+from sweeplab.record import model_uri_problem
 
 __all__ = ["DarcyParams", "darcy_sample", "darcy_samples", "darcy_system", "generate_darcy", "solve_darcy"]
 
@@ -66,8 +73,15 @@ class DarcyParams(BaseModel):
     solver: SolverMethod = Field(
         "direct",
         description="Linear solver: direct (sparse LU), amg (AMG-preconditioned CG), gmres (GMRES(40)), skr "
-        "(sorting + GCRO-DR Krylov recycling over blocks of samples) or auto (LU below ~16,000 unknowns, AMG "
-        "above: the faster one, measured). gmres and skr have no preconditioner: slow beyond small grids.",
+        "(sorting + GCRO-DR Krylov recycling over blocks of samples), dcdm (conjugate directions from a trained "
+        "network, dcdm_model) or auto (LU below ~16,000 unknowns, AMG above: the faster one, measured). gmres and "
+        "skr have no preconditioner: slow beyond small grids.",
+    )
+    dcdm_model: str | None = Field(
+        None,
+        description="The trained DCDM network the dcdm solver takes its directions from, as an MLflow model URI: "
+        "runs:/<run id>/mlflow_model, models:/<study>@best, ... (in the study's tracking store).",
+        json_schema_extra={"identity_omits_default": True},
     )
     tolerance: float = Field(
         1e-10,
@@ -99,6 +113,22 @@ class DarcyParams(BaseModel):
                 f"use at least {floor:.1e}"
             )
         return tolerance
+
+    @field_validator("dcdm_model")
+    @classmethod
+    def _model_uri_well_formed(cls, uri: str | None) -> str | None:
+        problem = model_uri_problem(uri) if uri is not None else None
+        if problem is not None:
+            raise ValueError(problem)
+        return uri
+
+    @model_validator(mode="after")
+    def _dcdm_model_named(self) -> DarcyParams:
+        if self.solver == "dcdm" and self.dcdm_model is None:
+            raise ValueError("solver dcdm needs dcdm_model: the MLflow URI of a trained dcdm model")
+        if self.solver != "dcdm" and self.dcdm_model is not None:
+            raise ValueError(f"dcdm_model applies to solver dcdm only, not {self.solver}")
+        return self
 
     @model_validator(mode="after")
     def _resolutions_divide_fine_grid(self) -> DarcyParams:
@@ -204,15 +234,26 @@ def _block_size(params: DarcyParams) -> int:
     return _RECYCLING_BLOCK if params.solver == "skr" else 1
 
 
-def _solved_samples(params: DarcyParams, indices: Sequence[int], resolutions: Sequence[int]) -> list[ResolutionArrays]:
+def _directions(params: DarcyParams) -> DirectionModel | None:
+    """The dcdm solver's trained network, loaded once per generation (None for the other solvers)."""
+    return load_direction_model(params.dcdm_model) if params.dcdm_model is not None else None
+
+
+def _solved_samples(
+    params: DarcyParams,
+    indices: Sequence[int],
+    resolutions: Sequence[int],
+    directions: DirectionModel | None = None,
+) -> list[ResolutionArrays]:
     """Samples ``indices``, solved together, each as (a, u) shaped (1, 1, s, s), float32, at every grid size s
-    in ``resolutions`` (all subsampled from the same fine solve)."""
+    in ``resolutions`` (all subsampled from the same fine solve); ``directions`` for the dcdm solver."""
     coefficients = []
     for index in indices:
         rng = np.random.default_rng(np.random.SeedSequence(params.seed, spawn_key=(index,)))
         field = sample_gaussian_random_field(rng, params.fine_resolution, params.alpha, params.tau)
         coefficients.append(_coefficient_from_field(field, params))
-    solutions, _ = solve_sequence([darcy_system(a) for a in coefficients], params.solver, params.tolerance)
+    systems = [darcy_system(a) for a in coefficients]
+    solutions, _ = solve_sequence(systems, params.solver, params.tolerance, directions=directions)
     steps = {size: params.subsampling_step_to(size) for size in resolutions}
     samples = []
     for a, u in zip(coefficients, solutions, strict=True):
@@ -233,7 +274,7 @@ def darcy_samples(params: DarcyParams, indices: Sequence[int]) -> list[tuple[np.
     """Samples ``indices`` of the data set, solved together: (a, u) on the output grid, float32, (s, s) each."""
     return [
         (sample[params.resolution][0][0, 0], sample[params.resolution][1][0, 0])
-        for sample in _solved_samples(params, indices, [params.resolution])
+        for sample in _solved_samples(params, indices, [params.resolution], _directions(params))
     ]
 
 
@@ -252,17 +293,22 @@ def _samples(params: DarcyParams, arrays: SampleArrays) -> Iterator[tuple[int, R
     count = arrays.total
     size = _block_size(params)
     blocks = [range(start, min(start + size, count)) for start in range(0, count, size)]
+    directions = _directions(params)
     started = time.perf_counter()
-    first = _solved_samples(params, blocks[0], arrays.resolutions_for(blocks[0]))
+    first = _solved_samples(params, blocks[0], arrays.resolutions_for(blocks[0]), directions)
     seconds_per_sample = (time.perf_counter() - started) / len(blocks[0])
     yield from zip(blocks[0], first, strict=True)
 
     remaining = blocks[1:]
     remaining_samples = count - len(blocks[0])
     workers = min(params.workers or usable_cpus(), len(remaining))
-    if workers <= 1 or seconds_per_sample * remaining_samples < _MIN_SERIAL_SECONDS_FOR_POOL:
+    # DCDM's network stays in this process: the pool's workers could not reach the model loader installed here,
+    # and torch runs its convolutions on threads of its own.
+    serial = directions is not None or seconds_per_sample * remaining_samples < _MIN_SERIAL_SECONDS_FOR_POOL
+    if workers <= 1 or serial:
         for block in remaining:
-            yield from zip(block, _solved_samples(params, block, arrays.resolutions_for(block)), strict=True)
+            solved = _solved_samples(params, block, arrays.resolutions_for(block), directions)
+            yield from zip(block, solved, strict=True)
         return
 
     import multiprocessing

@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sweeplab.record import CHECKPOINT_FILE, DESCRIPTION_FILE, MLFLOW_MODEL_NAME, ModelDescription
+from sweeplab.record import (
+    CHECKPOINT_FILE,
+    DESCRIPTION_FILE,
+    LOGGED_MODEL_URI,
+    MLFLOW_MODEL_NAME,
+    MODEL_VERSION_URI,
+    RUN_ID_PATTERN,
+    RUN_MODEL_URI,
+    ModelDescription,
+    model_uri_problem,
+)
 
 if TYPE_CHECKING:
     from sweeplab.serving._module import PhysicalModel
 
 __all__ = ["load_model", "model_location"]
-
-_RUN_ID = re.compile(r"[0-9a-f]{32}")
-_RUN_URI = re.compile(rf"runs:/(?P<run>[0-9a-f]{{32}})/?(?:{MLFLOW_MODEL_NAME}/?)?")
-_VERSION = re.compile(r"models:/(?P<name>[^@/]+)(?:@(?P<alias>[\w-]+)|/(?P<version>\d+))/?")
-_LOGGED_MODEL = re.compile(r"models:/(?P<id>m-[0-9a-f]{32})/?")
 
 
 def model_location(uri: str, tracking_uri: str) -> str:
@@ -31,19 +35,16 @@ def model_location(uri: str, tracking_uri: str) -> str:
     client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
     uri = uri.strip()
     try:
-        if _RUN_ID.fullmatch(uri) or (run := _RUN_URI.fullmatch(uri)):
-            return _run_model(client, uri if _RUN_ID.fullmatch(uri) else run["run"])
-        if logged := _LOGGED_MODEL.fullmatch(uri):
+        if RUN_ID_PATTERN.fullmatch(uri) or (run := RUN_MODEL_URI.fullmatch(uri)):
+            return _run_model(client, uri if RUN_ID_PATTERN.fullmatch(uri) else run["run"])
+        if logged := LOGGED_MODEL_URI.fullmatch(uri):
             return client.get_logged_model(logged["id"]).artifact_location
-        if version := _VERSION.fullmatch(uri):
+        if version := MODEL_VERSION_URI.fullmatch(uri):
             number = version["version"] or client.get_model_version_by_alias(version["name"], version["alias"]).version
             return client.get_model_version_download_uri(version["name"], number)
     except MlflowException as error:
         raise LookupError(f"no sweeplab model at {uri!r} in {tracking_uri}: {error.message}") from None
-    raise LookupError(
-        f"{uri!r} names no model: give a run id, runs:/<run id>, models:/<name>@<alias>, models:/<name>/<version> "
-        "or models:/<model id>"
-    )
+    raise LookupError(model_uri_problem(uri))
 
 
 def _run_model(client: Any, run_id: str) -> str:

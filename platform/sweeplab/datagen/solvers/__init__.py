@@ -15,6 +15,9 @@ methods (``SolverMethod``):
   k = 20) (Parks, de Sturler et al. 2006), which carries a k-dimensional recycle space from each system to the
   next. GCRO-DR is implemented in ``_gcrodr``, not scipy's ``gcrotmk``: see its docstring. No
   preconditioner, as in the paper's unpreconditioned setting.
+- ``dcdm``: the Deep Conjugate Direction Method (Kaneda et al., ICML 2023): conjugate directions predicted by a
+  trained network from the residual (``_dcdm``), for SPD systems assembled from a nodal coefficient. The network
+  is an MLflow model; the caller that reads MLflow installs its loader (``direction_model_loader``).
 - ``auto``: ``choose_method`` by size and definiteness, from the measurements recorded there.
 
 Tolerance: the iterative methods stop when the true relative residual ||b - A x|| / ||b|| <= tolerance (checked
@@ -22,6 +25,12 @@ with a fresh product A x, not the recurrence); the direct method is exact to rou
 the order of the input, whatever order the method solved them in.
 """
 
+from sweeplab.datagen.solvers._dcdm import (
+    DirectionModel,
+    direction_model_loader,
+    load_direction_model,
+    network_directions,
+)
 from sweeplab.datagen.solvers._sequence import (
     SOLVER_METHODS,
     SolverMethod,
@@ -38,12 +47,16 @@ from sweeplab.datagen.solvers._system import ConvergenceError, LinearSystem
 __all__ = [
     "SOLVER_METHODS",
     "ConvergenceError",
+    "DirectionModel",
     "LinearSystem",
     "SolveStats",
     "SolverMethod",
     "choose_method",
+    "direction_model_loader",
     "greedy_order",
     "iter_solutions",
+    "load_direction_model",
+    "network_directions",
     "resolve_method",
     "single_threaded_blas",
     "solve_sequence",

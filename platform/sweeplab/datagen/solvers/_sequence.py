@@ -10,6 +10,7 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
+from sweeplab.datagen.solvers._dcdm import DirectionModel, solve_dcdm
 from sweeplab.datagen.solvers._direct import solve_direct
 from sweeplab.datagen.solvers._gcrodr import GcroDr
 from sweeplab.datagen.solvers._krylov import solve_amg, solve_gmres
@@ -28,7 +29,7 @@ __all__ = [
     "solve_sequence",
 ]
 
-SolverMethod = Literal["direct", "amg", "gmg", "gmres", "skr", "auto"]
+SolverMethod = Literal["direct", "amg", "gmg", "gmres", "skr", "dcdm", "auto"]
 SOLVER_METHODS: tuple[str, ...] = get_args(SolverMethod)
 
 # `auto` takes AMG-CG from this many unknowns on (symmetric positive definite systems only); see choose_method.
@@ -77,12 +78,13 @@ def solve_sequence(
     recycle_dimension: int = 20,
     group_size: int = 200,
     max_iterations: int = 100_000,
+    directions: DirectionModel | None = None,
 ) -> tuple[list[np.ndarray], SolveStats]:
     """Solve every system; returns the solutions in input order and the statistics.
 
     ``tolerance`` bounds the relative residual of the iterative methods. ``sort``, ``recycle_dimension`` and
     ``group_size`` apply to ``skr`` (``sort=False`` gives plain recycling in input order), ``restart`` to
-    ``gmres`` and ``skr``; ``max_iterations`` bounds the Krylov iterations per system (ConvergenceError
+    ``gmres`` and ``skr``, ``directions`` (the trained network's, see ``_dcdm``) to ``dcdm``; ``max_iterations`` bounds the Krylov iterations per system (ConvergenceError
     beyond). The BLAS runs single-threaded meanwhile: the dense work here is tall-skinny products, which a
     second thread slows down on busy cores (pyamg's setup took 5x longer with two threads, measured).
     """
@@ -100,6 +102,7 @@ def solve_sequence(
             recycle_dimension=recycle_dimension,
             group_size=group_size,
             max_iterations=max_iterations,
+            directions=directions,
         )
         for index, solution, count in solved:
             solutions[index], iterations[index] = solution, count
@@ -119,6 +122,8 @@ def resolve_method(systems: Sequence[LinearSystem], method: SolverMethod) -> str
         return choose_method(max((s.unknowns for s in systems), default=0), definite, hierarchy)
     if method in ("amg", "gmg") and not definite:
         raise ValueError(f"the {method} solver (multigrid-preconditioned CG) needs symmetric positive definite systems")
+    if method == "dcdm" and not (definite and all(s.coefficient is not None for s in systems)):
+        raise ValueError("the dcdm solver needs symmetric positive definite systems assembled from a nodal coefficient")
     if method == "gmg" and not hierarchy:
         raise ValueError(f"the gmg solver needs systems rediscretisable on an odd grid of at least {MIN_NODES} nodes")
     return method
@@ -134,6 +139,7 @@ def iter_solutions(
     recycle_dimension: int = 20,
     group_size: int = 200,
     max_iterations: int = 100_000,
+    directions: DirectionModel | None = None,
 ) -> Iterator[tuple[int, np.ndarray, int]]:
     """``solve_sequence`` one system at a time: yields (input index, solution, iterations) in solving order.
 
@@ -144,6 +150,8 @@ def iter_solutions(
     if not 0.0 < tolerance < 1.0:
         raise ValueError(f"tolerance must lie in (0, 1), got {tolerance}")
     recycler = GcroDr(restart, recycle_dimension) if resolved == "skr" else None
+    if resolved == "dcdm" and directions is None:
+        raise ValueError("the dcdm solver needs the directions of a trained network (load_direction_model)")
 
     def solve(system: LinearSystem) -> tuple[np.ndarray, int]:
         if not system.rhs.any():  # the relative residual is undefined, the answer exact
@@ -156,6 +164,9 @@ def iter_solutions(
             return solve_gmg(system, tolerance, max_iterations)
         if resolved == "gmres":
             return solve_gmres(system, tolerance, restart, max_iterations)
+        if resolved == "dcdm":
+            assert directions is not None
+            return solve_dcdm(system, directions, tolerance, max_iterations)
         assert recycler is not None
         return recycler.solve(system.matrix, system.rhs, tolerance, max_iterations)
 
