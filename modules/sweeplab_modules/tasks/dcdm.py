@@ -49,7 +49,15 @@ class ConjugateDirectionLearning(SweepTask):
             raise ValueError(f"loss must be 'residual' (the DCDM paper's), got {training.loss!r}")
 
     def forward(self, x: Tensor) -> Tensor:
-        direction = self.model(x)
+        # The network sees the residual at unit RMS and log a less its mean: the direction A^-1 r does not depend
+        # on the scale of either, and a residual of unit norm (entries ~ 1/n) beside a coefficient of 3 - 12
+        # would leave the first convolution blind to the residual (training stalled at loss 0.998, measured).
+        residual, coefficient = x[:, :1], x[:, 1:]
+        unknowns = (x.shape[-2] - 2) * (x.shape[-1] - 2)
+        rms = residual.flatten(start_dim=1).norm(dim=1).clamp_min(1e-30) / unknowns**0.5
+        log_coefficient = coefficient.log()
+        log_coefficient = log_coefficient - log_coefficient.mean(dim=(-2, -1), keepdim=True)
+        direction = self.model(torch.cat([residual / rms[:, None, None, None], log_coefficient], dim=1))
         interior = torch.zeros_like(direction)
         interior[..., 1:-1, 1:-1] = 1.0
         return direction * interior

@@ -20,6 +20,8 @@ from sweeplab.data._cache import (
     output_relevant_params,
 )
 from sweeplab.data._registry import DATASETS
+from sweeplab.datagen.solvers import direction_model_loader
+from sweeplab.serving import load_model
 
 __all__ = ["generate_command", "list_command"]
 
@@ -92,7 +94,9 @@ def generate_command(name: str, assignments: Sequence[str], data_dir: Path | Non
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("sweeplab.datagen").setLevel(logging.INFO)
     started = time.perf_counter()
-    dataset = ensure_dataset(name, params, data_dir)
+    # A data set solved by a trained model (solver dcdm) names it by URI in $MLFLOW_TRACKING_URI's store.
+    with direction_model_loader(load_model):
+        dataset = ensure_dataset(name, params, data_dir)
     what = f"generated in {time.perf_counter() - started:.1f} s" if dataset.generated else "already cached"
     print(f"{dataset.name} {dataset.identity}: {what}")
     print(f"{dataset.path} ({_size(dataset.size_bytes)})")

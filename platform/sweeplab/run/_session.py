@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -114,9 +115,13 @@ class StudyRunner:
     # -- setup ---------------------------------------------------------------------------------------------
     def _load_data(self) -> OperatorData:
         from sweeplab.data import load_dataset
+        from sweeplab.datagen.solvers import direction_model_loader
+        from sweeplab.serving import load_model
 
         spec = self.study.spec.data
-        return load_dataset(spec.name, self.study.data_params, data_dir=spec.dir)
+        # A data set solved by a trained model (solver dcdm) names it by URI in this study's store.
+        with direction_model_loader(partial(load_model, tracking_uri=self.tracking_uri)):
+            return load_dataset(spec.name, self.study.data_params, data_dir=spec.dir)
 
     def _optuna_study(self) -> optuna.Study:
         import optuna
