@@ -19,6 +19,12 @@ Part 3: the time to generate the full 1,200-sample Darcy-421 set (``generate_dar
 auto (``--set-solvers`` adds others); by default from a 120-sample subset, extrapolated linearly (the output
 says so); ``--full-set`` generates all 1,200.
 
+Part 4, with ``--dcdm-model URI`` (a trained ``dcdm`` model, e.g. ``models:/dcdm-darcy@best`` from
+``studies/dcdm_darcy.yaml``, in ``--tracking-uri``'s store): the Deep Conjugate Direction Method against CG (scipy,
+no preconditioner), AMG-CG and GMG-CG at the same tolerances, on Darcy systems (threshold coefficient, f = 1) whose
+coefficients come from another random stream than the training set's (``--dcdm-seed``), on ``--dcdm-grids``.
+Iterations and seconds per system, solvers taking turns system by system; torch on one thread.
+
 All in one process with one BLAS thread (the solvers' setting). Run from the repository root:
 ``python bench/datagen.py`` (about 13 minutes on 2 busy cores; ``--help`` for smaller runs).
 """
@@ -40,12 +46,16 @@ import numpy as np
 from sweeplab.datagen.darcy import DarcyParams, darcy_sample, generate_darcy
 from sweeplab.datagen.families import random_systems
 from sweeplab.datagen.solvers import (
+    PAPER_MEMORY,
     ConvergenceError,
+    DirectionModel,
     LinearSystem,
     choose_method,
     iter_solutions,
+    network_directions,
     resolve_method,
     single_threaded_blas,
+    solve_dcdm,
 )
 
 
@@ -113,6 +123,12 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument(
         "--set-solvers", nargs="*", default=["auto"], choices=["auto", "direct", "amg", "gmg"], help="part 3"
     )
+    parser.add_argument("--dcdm-model", help="MLflow URI of a trained dcdm model: runs part 4")
+    parser.add_argument("--tracking-uri", help="the store of --dcdm-model (default: $MLFLOW_TRACKING_URI, mlruns/)")
+    parser.add_argument("--dcdm-grids", nargs="*", type=int, default=[33, 65], help="nodes per side (part 4)")
+    parser.add_argument("--dcdm-systems", type=int, default=20, help="systems per grid (part 4)")
+    parser.add_argument("--dcdm-tolerances", nargs="*", type=float, default=[1e-4, 1e-8], help="part 4")
+    parser.add_argument("--dcdm-seed", type=int, default=1, help="random stream of part 4's coefficients")
     return parser.parse_args()
 
 
@@ -264,6 +280,85 @@ def part_full_set(arguments: argparse.Namespace) -> None:
         )
 
 
+# Part 4's solvers: scipy's CG without preconditioner, multigrid-preconditioned CG, and DCDM as the paper runs it
+# (the last two directions, the network's direction alone) and as `solver: dcdm` does (every direction, + r).
+DCDM_RIVALS = ("CG (scipy)", "AMG-CG", "GMG-CG", "DCDM, paper (2 directions, q only)", "DCDM, solver dcdm")
+DCDM_MAX_ITERATIONS = 1000
+
+
+def _solve_one(name: str, system: LinearSystem, tolerance: float, directions: DirectionModel) -> tuple[np.ndarray, int]:
+    if name == "CG (scipy)":
+        from scipy.sparse.linalg import cg
+
+        steps: list[np.ndarray] = []
+        solution, _ = cg(system.matrix, system.rhs, rtol=tolerance, atol=0.0, callback=steps.append)
+        return solution, len(steps)
+    if name.startswith("DCDM, paper"):
+        return solve_dcdm(system, directions, tolerance, DCDM_MAX_ITERATIONS, PAPER_MEMORY, with_residual=False)
+    method = {"AMG-CG": "amg", "GMG-CG": "gmg", "DCDM, solver dcdm": "dcdm"}[name]
+    _, solution, iterations = next(
+        iter_solutions([system], method, tolerance, max_iterations=DCDM_MAX_ITERATIONS, directions=directions)
+    )
+    return solution, iterations
+
+
+def part_dcdm(arguments: argparse.Namespace) -> None:
+    import torch
+
+    from sweeplab.serving import load_model
+
+    torch.set_num_threads(1)
+    directions: DirectionModel = network_directions(load_model(arguments.dcdm_model, arguments.tracking_uri))
+    print(f"\n## Part 4: DCDM ({arguments.dcdm_model}) against CG and multigrid-preconditioned CG\n")
+    print(
+        f"Darcy, threshold coefficient 3/12, f = 1; {arguments.dcdm_systems} systems per grid from random stream "
+        f"{arguments.dcdm_seed}. Iterations: DCDM network evaluations, CG steps (one V-cycle each for AMG/GMG-CG).\n"
+    )
+    print(
+        "| grid | unknowns | tolerance | solver | iterations / system (max) | ms / system | ms / iteration "
+        "| max residual | max error vs direct |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for grid in arguments.dcdm_grids:
+        systems = random_systems("darcy_threshold", arguments.dcdm_systems, grid, seed=arguments.dcdm_seed)
+        reference = [solution for _, solution, _ in iter_solutions(systems, "direct")]
+        for tolerance in arguments.dcdm_tolerances:
+            seconds = {name: 0.0 for name in DCDM_RIVALS}
+            counts: dict[str, list[int]] = {name: [] for name in DCDM_RIVALS}
+            residuals: dict[str, list[float]] = {name: [] for name in DCDM_RIVALS}
+            errors: dict[str, list[float]] = {name: [] for name in DCDM_RIVALS}
+            failures: dict[str, int] = {name: 0 for name in DCDM_RIVALS}
+            for system, exact in zip(systems, reference, strict=True):
+                for name in DCDM_RIVALS:  # taking turns, system by system
+                    started = time.perf_counter()
+                    try:
+                        solution, iterations = _solve_one(name, system, tolerance, directions)
+                    except ConvergenceError:
+                        failures[name] += 1
+                        continue
+                    seconds[name] += time.perf_counter() - started
+                    counts[name].append(iterations)
+                    residuals[name].append(
+                        float(np.linalg.norm(system.rhs - system.matrix @ solution) / np.linalg.norm(system.rhs))
+                    )
+                    errors[name].append(float(np.linalg.norm(solution - exact) / np.linalg.norm(exact)))
+            for name in DCDM_RIVALS:
+                total = sum(counts[name])
+                if failures[name]:
+                    print(
+                        f"| {grid}^2 | {(grid - 2) ** 2:,} | {tolerance:g} | {name} | not converged on "
+                        f"{failures[name]} of {len(systems)} systems within {DCDM_MAX_ITERATIONS} iterations "
+                        "| — | — | — | — |"
+                    )
+                    continue
+                print(
+                    f"| {grid}^2 | {(grid - 2) ** 2:,} | {tolerance:g} | {name} "
+                    f"| {total / len(systems):.1f} ({max(counts[name])}) | {1e3 * seconds[name] / len(systems):.1f} "
+                    f"| {1e3 * seconds[name] / max(total, 1):.2f} | {max(residuals[name]):.1e} "
+                    f"| {max(errors[name]):.1e} |"
+                )
+
+
 def main() -> None:
     arguments = parse_arguments()
     import pyamg
@@ -283,6 +378,8 @@ def main() -> None:
             part_skr(arguments)
         if arguments.grids:
             part_darcy_sizes(arguments)
+        if arguments.dcdm_model:
+            part_dcdm(arguments)
     if arguments.subset > 0 or arguments.full_set:
         part_full_set(arguments)
     print(f"\nTotal {time.perf_counter() - started:.0f} s.")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +21,12 @@ from sweeplab.datagen.darcy import DarcyParams, darcy_system, generate_darcy
 from sweeplab.datagen.dcdm import DcdmDarcyParams, dcdm_sample, generate_dcdm_darcy, ritz_vectors
 from sweeplab.datagen.families import random_systems
 from sweeplab.datagen.solvers import (
+    PAPER_MEMORY,
     ConvergenceError,
     direction_model_loader,
     load_direction_model,
     network_directions,
+    solve_dcdm,
     solve_sequence,
 )
 from sweeplab.run import run_study
@@ -92,13 +93,14 @@ def test_the_training_data_hold_unit_rhs_their_solutions_and_the_coefficient() -
     assert not arrays["x_train"][:, 0, 0].any() and not arrays["y_train"][:, 0, :, -1].any()  # zero boundary
 
 
-def test_with_the_identity_as_network_dcdm_is_conjugate_gradients() -> None:
-    # Directions r_k A-orthogonalised against the last two are CG's; in exact arithmetic the iterations agree.
-    systems = random_systems("darcy_threshold", 2, size=17, seed=3)
-    _, stats = solve_sequence(systems, "dcdm", TOLERANCE, directions=_identity)
-    for system, count in zip(systems, stats.iterations, strict=True):
-        steps = []
-        cg(system.matrix, system.rhs, rtol=TOLERANCE, atol=0.0, callback=lambda _: steps.append(1))
+@pytest.mark.parametrize(("memory", "with_residual"), [(PAPER_MEMORY, False), (None, True)], ids=["paper", "ours"])
+def test_with_the_identity_as_network_dcdm_is_conjugate_gradients(memory: int | None, with_residual: bool) -> None:
+    # Directions r_k A-orthogonalised against the last two are CG's (in exact arithmetic; against all of them, CG
+    # with reorthogonalisation); the residual in the step adds nothing new.
+    for system in random_systems("darcy_threshold", 2, size=17, seed=3):
+        _, count = solve_dcdm(system, _identity, TOLERANCE, 1000, memory, with_residual)
+        steps: list[np.ndarray] = []
+        cg(system.matrix, system.rhs, rtol=TOLERANCE, atol=0.0, callback=steps.append)
         assert abs(count - len(steps)) <= 2
 
 
@@ -118,8 +120,11 @@ def test_dcdm_is_refused_where_it_cannot_apply() -> None:
         solve_sequence(helmholtz, "dcdm", directions=_identity)
     with pytest.raises(ValueError, match="trained network"):
         solve_sequence(random_systems("poisson", 1, size=17), "dcdm")
+    (poisson,) = random_systems("poisson", 1, size=17)
     with pytest.raises(ConvergenceError, match="stalled"):
-        solve_sequence(random_systems("poisson", 1, size=17), "dcdm", directions=lambda r, a: 0 * r)
+        solve_dcdm(poisson, lambda r, a: 0 * r, TOLERANCE, 100, with_residual=False)
+    with pytest.raises(ConvergenceError, match="in 3 iterations"):
+        solve_dcdm(poisson, _identity, TOLERANCE, 3)
     with pytest.raises(RuntimeError, match="direction_model_loader"):
         load_direction_model("models:/dcdm@best")
 
@@ -164,7 +169,7 @@ def test_a_trained_model_solves_held_out_darcy_systems_to_the_direct_solution(tr
     for system, solution, exact in zip(systems, solutions, reference, strict=True):
         assert np.linalg.norm(system.rhs - system.matrix @ solution) <= TOLERANCE * np.linalg.norm(system.rhs)
         np.testing.assert_allclose(solution, exact, rtol=0, atol=1e-5 * np.abs(exact).max())
-    # Even a few epochs' network points better than the residual: fewer iterations than CG.
+    # Even a few epochs' network adds directions CG would find only later: fewer iterations than CG.
     assert stats.total_iterations < conjugate_gradients.total_iterations
 
 
@@ -197,8 +202,10 @@ def _sweeplab(*arguments: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def test_the_command_line_names_a_model_uri_that_is_malformed_or_does_not_resolve(tmp_path: Path) -> None:
     spec = yaml.safe_load((REPO / "studies" / "dcdm_darcy.yaml").read_text())
-    spec["data"] = {"name": "darcy", "params": {"fine_resolution": 33, "resolution": 33, "solver": "dcdm",
-                                               "dcdm_model": "runs:/not-a-run"}}
+    spec["data"] = {
+        "name": "darcy",
+        "params": {"fine_resolution": 33, "resolution": 33, "solver": "dcdm", "dcdm_model": "runs:/not-a-run"},
+    }
     spec["models"] = [{"name": "fno2d", "params": {"width": 4, "modes": 4, "n_layers": 1}}]
     path = write_study(tmp_path, yaml.safe_dump(spec, sort_keys=False))
     invalid = _sweeplab("validate", str(path), cwd=tmp_path)

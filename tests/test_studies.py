@@ -42,6 +42,7 @@ TINY_DATA: dict[str, dict[str, Any]] = {
     "room_acoustics": {"fine_resolution": 65, "resolution": 33, "n_train": 8, "n_val": 4, "n_test": 4},
     "kdv": {"n_train": 8, "n_val": 4, "n_test": 4, "horizon": 4, "dt": 5e-3, "fine_resolution": 128},
     "kuramoto_sivashinsky": {"n_train": 8, "n_val": 4, "n_test": 4, "horizon": 4, "warmup": 10.0},
+    "dcdm_darcy": {"n_train": 8, "n_val": 4, "n_test": 4, "resolution": 17, "ritz_vectors": 16},
 }
 TINY_TEST_RESOLUTIONS = {"burgers": [64], "darcy": [49], "navier_stokes": [64]}
 

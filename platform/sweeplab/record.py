@@ -208,6 +208,7 @@ def model_uri_problem(uri: str) -> str | None:
         "or models:/<model id>"
     )
 
+
 # -- the Model Registry ----------------------------------------------------------------------------------------------
 BEST_ALIAS = "best"
 """On the registered model named after the study: the version of its best trial (single objective)."""

@@ -68,7 +68,9 @@ def ritz_vectors(matrix: object, steps: int, rng: np.random.Generator) -> tuple[
             steps = step + 1
             break
         vector = product / off_diagonal[step]
-    tridiagonal = np.diag(diagonal[:steps]) + np.diag(off_diagonal[: steps - 1], 1) + np.diag(off_diagonal[: steps - 1], -1)
+    tridiagonal = (
+        np.diag(diagonal[:steps]) + np.diag(off_diagonal[: steps - 1], 1) + np.diag(off_diagonal[: steps - 1], -1)
+    )
     values, vectors = np.linalg.eigh(tridiagonal)
     return values, basis[:, :steps] @ vectors
 

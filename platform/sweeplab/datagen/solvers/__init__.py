@@ -16,8 +16,10 @@ methods (``SolverMethod``):
   next. GCRO-DR is implemented in ``_gcrodr``, not scipy's ``gcrotmk``: see its docstring. No
   preconditioner, as in the paper's unpreconditioned setting.
 - ``dcdm``: the Deep Conjugate Direction Method (Kaneda et al., ICML 2023): conjugate directions predicted by a
-  trained network from the residual (``_dcdm``), for SPD systems assembled from a nodal coefficient. The network
-  is an MLflow model; the caller that reads MLflow installs its loader (``direction_model_loader``).
+  trained network from the residual (``_dcdm``), for SPD systems assembled from a nodal coefficient; by default
+  A-orthogonalised against every previous direction, each step also spanning the residual (our safeguards
+  against a network that stalls; ``solve_dcdm(memory=PAPER_MEMORY, with_residual=False)`` is the paper's).
+  The network is an MLflow model; the caller that reads MLflow installs its loader (``direction_model_loader``).
 - ``auto``: ``choose_method`` by size and definiteness, from the measurements recorded there.
 
 Tolerance: the iterative methods stop when the true relative residual ||b - A x|| / ||b|| <= tolerance (checked
@@ -26,10 +28,12 @@ the order of the input, whatever order the method solved them in.
 """
 
 from sweeplab.datagen.solvers._dcdm import (
+    PAPER_MEMORY,
     DirectionModel,
     direction_model_loader,
     load_direction_model,
     network_directions,
+    solve_dcdm,
 )
 from sweeplab.datagen.solvers._sequence import (
     SOLVER_METHODS,
@@ -45,6 +49,7 @@ from sweeplab.datagen.solvers._sequence import (
 from sweeplab.datagen.solvers._system import ConvergenceError, LinearSystem
 
 __all__ = [
+    "PAPER_MEMORY",
     "SOLVER_METHODS",
     "ConvergenceError",
     "DirectionModel",
@@ -59,5 +64,6 @@ __all__ = [
     "network_directions",
     "resolve_method",
     "single_threaded_blas",
+    "solve_dcdm",
     "solve_sequence",
 ]

@@ -84,9 +84,10 @@ def solve_sequence(
 
     ``tolerance`` bounds the relative residual of the iterative methods. ``sort``, ``recycle_dimension`` and
     ``group_size`` apply to ``skr`` (``sort=False`` gives plain recycling in input order), ``restart`` to
-    ``gmres`` and ``skr``, ``directions`` (the trained network's, see ``_dcdm``) to ``dcdm``; ``max_iterations`` bounds the Krylov iterations per system (ConvergenceError
-    beyond). The BLAS runs single-threaded meanwhile: the dense work here is tall-skinny products, which a
-    second thread slows down on busy cores (pyamg's setup took 5x longer with two threads, measured).
+    ``gmres`` and ``skr``, ``directions`` (the trained network's, see ``_dcdm``) to ``dcdm``;
+    ``max_iterations`` bounds the Krylov iterations per system (ConvergenceError beyond). The BLAS runs
+    single-threaded meanwhile: the dense work here is tall-skinny products, which a second thread slows down on
+    busy cores (pyamg's setup took 5x longer with two threads, measured).
     """
     solutions: list[np.ndarray] = [np.empty(0)] * len(systems)
     iterations = np.zeros(len(systems), dtype=np.int64)
