@@ -97,7 +97,14 @@ OUTPUT_CHANGES = {
 
 def test_every_output_relevant_parameter_is_covered_here() -> None:
     neutral = {"workers"}
-    assert set(darcy.DarcyParams.model_fields) - neutral == set(OUTPUT_CHANGES)
+    with_its_solver = {"dcdm_model"}  # test_identity_changes_with_the_dcdm_model
+    assert set(darcy.DarcyParams.model_fields) - neutral - with_its_solver == set(OUTPUT_CHANGES)
+
+
+def test_identity_changes_with_the_dcdm_model() -> None:
+    with_model = {**TINY, "solver": "dcdm", "dcdm_model": "models:/dcdm@best"}
+    other_model = {**with_model, "dcdm_model": "models:/dcdm/2"}
+    assert dataset_identity("darcy", with_model) != dataset_identity("darcy", other_model)
 
 
 @pytest.mark.parametrize(("field", "value"), OUTPUT_CHANGES.items())
@@ -129,6 +136,7 @@ KNOWN_IDENTITIES = [
     ("room_acoustics", {}, "ca3bfbdc778cd27f"),
     ("kdv", {}, "d895563e071e6817"),
     ("kuramoto_sivashinsky", {}, "bde4eaf9c0ad81f3"),
+    ("dcdm_darcy", {}, "94f11c9afbfd9e6d"),
 ]
 
 

@@ -56,9 +56,10 @@ def test_unknown_names_list_the_known_ones() -> None:
 
 def test_every_preset_is_covered_by_the_operator_preset_tests() -> None:
     # test_operators.py builds, trains and overfits every operator preset, test_lpn.py every proximal one,
-    # test_semilinear.py every assimilation one; presets of another task need a test.
+    # test_semilinear.py every assimilation one, test_dcdm.py every dcdm one; presets of another task need a test.
     with_presets = {name: MODELS[name].task for name in MODEL_NAMES if MODELS[name].presets}
-    assert with_presets and set(with_presets.values()) == {"operator", "proximal", "assimilation"}, with_presets
+    covered = {"operator", "proximal", "assimilation", "dcdm"}
+    assert with_presets and set(with_presets.values()) == covered, with_presets
 
 
 def test_the_dimension_variants_are_variants() -> None:
