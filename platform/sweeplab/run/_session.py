@@ -34,7 +34,7 @@ from sweeplab.record import (
     finished_trials,
 )
 from sweeplab.run._display import StudyProgress, best_line, trial_line
-from sweeplab.run._signals import InterruptSignal
+from sweeplab.run._signals import InterruptSignal, interrupts_held
 from sweeplab.spec import MODEL_PARAM, Study, TrialPlan
 
 if TYPE_CHECKING:
@@ -326,7 +326,8 @@ class StudyRunner:
         check_store(self.tracking_uri, "MLflow tracking store")
         # Created before the data are loaded, so that by the first trial it has seen how busy the machine is.
         self.threads = TrialThreads(spec.trainer.num_threads, spec.budget.n_jobs)
-        quiet_lightning()
+        with interrupts_held():  # the import of torch and Lightning
+            quiet_lightning()
         self._data = self._load_data()
         # The first of several workers creates the tables, the study, the experiment and the parent run; the
         # others wait here and load them (on a fresh database, simultaneous creation collides).

@@ -31,3 +31,21 @@ class InterruptSignal:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def interrupts_held() -> Iterator[None]:
+    """A Ctrl-C during the block is held until it ends, then raised as KeyboardInterrupt: for the import of torch,
+    whose C++ initialisation a KeyboardInterrupt aborts (pybind11 turns it into std::terminate, or the process dies
+    of SIGINT after exiting cleanly)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
