@@ -12,6 +12,10 @@ per dimension; projection width 128; Adam lr 1e-3 halved every 100 epochs, 500 e
 loss. The reference code's GELU activation and domain padding (8 or 9 points for Darcy) do better than the
 paper's table.
 
+``parametrization="mup"`` with a ``base_width`` gives the Maximal Update Parametrization (``layers/mup.py``):
+the Fourier layers' spectral and pointwise weights are hidden weights, the projection's first map the readout;
+at ``width == base_width`` it is the standard network, and a learning rate tuned there transfers to other widths.
+
 Layout: input ``(batch, in_channels, *grid)``, output ``(batch, out_channels, *grid)`` on the same grid, at
 any resolution with at least ``2 * modes`` points per dimension (after padding). ``in_channels`` counts the
 input fields only; the coordinate channels are added inside.
@@ -34,6 +38,7 @@ from sweeplab_modules.layers import (
     make_activation,
     pad_domain,
 )
+from sweeplab_modules.layers.mup import parametrize
 from sweeplab_modules.layers.validation import checked_choice, checked_size
 from sweeplab_modules.operators._variants import WithVariants
 
@@ -60,6 +65,8 @@ class FNO(WithVariants, nn.Module):
         padding: int = 0,
         padding_fraction: float = 0.0,
         activation: Literal["gelu", "relu", "polyrelu", "polynorm"] = "gelu",
+        parametrization: Literal["standard", "mup"] = "standard",
+        base_width: int | None = None,
     ) -> None:
         super().__init__()
         in_channels = checked_size("in_channels", in_channels, minimum=1)
@@ -81,6 +88,16 @@ class FNO(WithVariants, nn.Module):
             for i in range(n_layers)
         )
         self.projection = PointwiseMLP(width, projection_width, out_channels, activation)
+        # Only width grows under muP: the lift is an input layer, the projection's first map (width ->
+        # projection_width) the readout, its second one finite.
+        parametrize(
+            self,
+            parametrization,
+            width,
+            base_width,
+            hidden=[module for layer in self.fourier_layers for module in (layer.spectral, layer.pointwise)],
+            readout=[self.projection[0]],
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != self.spatial_dims + 2 or x.shape[1] != self.in_channels:

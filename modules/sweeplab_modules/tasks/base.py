@@ -8,6 +8,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
+from sweeplab_modules.layers.mup import learning_rate_scales
 from sweeplab_modules.schedules import cosine_power_factor
 from sweeplab_modules.training import TrainingConfig
 
@@ -75,11 +76,21 @@ class SweepTask(pl.LightningModule):
     def test_step(self, batch: Any, batch_idx: int) -> None:
         self.shared_step(batch, "test")
 
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """The trainable parameters grouped by learning rate: ``lr`` times the multiplier the model records for each
+        (``learning_rate_scales``: muP's per-layer rates; a standard model has one group at ``lr``)."""
+        scales = learning_rate_scales(self.model)
+        groups: dict[float, list[nn.Parameter]] = {}
+        for name, parameter in self.named_parameters():
+            if parameter.requires_grad:
+                groups.setdefault(scales.get(name.removeprefix("model."), 1.0), []).append(parameter)
+        return [{"params": params, "lr": self.training_config.lr * scale} for scale, params in groups.items()]
+
     def make_optimizer(self) -> torch.optim.Optimizer:
-        """The configured optimiser over the trainable parameters; a task with parameters on a manifold overrides
-        it with a Riemannian one."""
+        """The configured optimiser over the trainable parameters (``parameter_groups``); a task with parameters on a
+        manifold overrides it with a Riemannian one."""
         config = self.training_config
-        parameters = [p for p in self.parameters() if p.requires_grad]
+        parameters = self.parameter_groups()
         if config.optimizer == "adam":
             return torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
         if config.optimizer == "adamw":
@@ -95,19 +106,18 @@ class SweepTask(pl.LightningModule):
         scheduler: torch.optim.lr_scheduler.LRScheduler
         if config.scheduler == "step":
             scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_size, gamma=config.gamma)
-        elif config.scheduler == "cosine":
-            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-                optimizer, T_max=self.trainer.max_epochs or 1, eta_min=config.lr * config.final_lr_fraction
-            )
-        elif config.scheduler == "cosine_power":
+        elif config.scheduler in ("cosine", "cosine_power"):
+            # As multipliers of each group's own rate (cosine annealing is power 1), so that the final fraction
+            # applies per group.
             total = self.trainer.max_epochs or 1
+            power = config.annealing_power if config.scheduler == "cosine_power" else 1.0
             scheduler = torch.optim.lr_scheduler.LambdaLR(
-                optimizer,
-                lambda epoch: cosine_power_factor(epoch, total, config.annealing_power, config.final_lr_fraction),
+                optimizer, lambda epoch: cosine_power_factor(epoch, total, power, config.final_lr_fraction)
             )
         else:
-            # OneCycle schedules per optimisation step over the whole run.
+            # OneCycle schedules per optimisation step over the whole run, each group to its own peak.
             total = int(self.trainer.estimated_stepping_batches)
-            scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total)
+            peaks = [group["lr"] for group in optimizer.param_groups]
+            scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peaks, total_steps=total)
             interval = "step"
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
