@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from sweeplab_modules.layers.branch_trunk import FullyConnected
-from sweeplab_modules.layers.mup import parametrize
+from sweeplab_modules.layers.mup import parametrize_mlp
 from sweeplab_modules.operators.fno import FNO2d
 from sweeplab_modules.tasks.base import SweepTask
 from sweeplab_modules.training import TrainingConfig
@@ -34,9 +34,8 @@ def _fno2d(width: int, parametrization: str, base_width: int) -> tuple[nn.Module
 
 def _mlp(width: int, parametrization: str, base_width: int) -> tuple[nn.Module, dict[str, nn.Module]]:
     model = FullyConnected([_MLP_INPUTS, width, width, width, 1], "relu", activate_last=False)
-    linear = [layer for layer in model if isinstance(layer, nn.Linear)]
-    parametrize(model, parametrization, width, base_width, hidden=linear[1:-1], readout=linear[-1:])
-    return model, {f"linear{i}": layer for i, layer in enumerate(linear)}
+    parametrize_mlp(model, model, parametrization, width, base_width)
+    return model, {f"linear{i}": layer for i, layer in enumerate(model) if isinstance(layer, nn.Linear)}
 
 
 _MLP_INPUTS = 16

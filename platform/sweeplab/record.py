@@ -12,9 +12,10 @@ import these names; no other module spells an attribute name, a tag key or an ar
   architecture's best model under ``MODEL_DIR`` and as an MLflow Model (``MLFLOW_MODEL_NAME``, a logged model of
   the run), registered under the study's name with the aliases ``BEST_ALIAS`` and ``best_alias(label)``; after the
   search, one child run per architecture and confirmation seed (``ROLE_TAG`` = ``CONFIRM_ROLE``, ``CONFIRM_OF_TAG``
-  naming the trial it repeats, ``CONFIRM_METRIC_TAG``).
+  naming the trial it repeats, ``CONFIRM_METRIC_TAG``); with strategy transfer, one child run per architecture and
+  target width (``ROLE_TAG`` = ``TRANSFER_ROLE``, ``TRANSFER_OF_TAG`` naming the proxy trial, ``TRANSFER_TARGET_TAG``).
 - The budget: ``finished_trials`` counts what counts against ``n_trials``; ``best_trials`` is the best trial or
-  the Pareto front. Confirmation runs are no Optuna trials: the budget never sees them.
+  the Pareto front. Confirmation and transfer runs are no Optuna trials: the budget never sees them.
 """
 
 from __future__ import annotations
@@ -88,6 +89,9 @@ __all__ = [
     "STUDY_ARTIFACT",
     "STUDY_ROLE",
     "STUDY_TAG",
+    "TRANSFER_OF_TAG",
+    "TRANSFER_ROLE",
+    "TRANSFER_TARGET_TAG",
     "TRIAL_ROLE",
     "TRIAL_TAG",
     "VERSION_DATA_TAG",
@@ -130,6 +134,8 @@ EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND = "mlflow.experimentKind", "custom_mode
 """On a study's experiment: MLflow 3's UI then opens it on its training runs, not on its GenAI overview."""
 ROLE_TAG = "sweeplab.role"
 STUDY_ROLE, TRIAL_ROLE, REPLAY_ROLE, CONFIRM_ROLE = "study", "trial", "replay", "confirm"
+TRANSFER_ROLE = "transfer"
+"""A transfer target: a trial's configuration trained at a target width after the search (strategy transfer)."""
 STUDY_TAG = "sweeplab.study"
 STORAGE_TAG = "sweeplab.storage"
 TRIAL_TAG = "sweeplab.trial"
@@ -148,6 +154,10 @@ PARETO_TAG = "sweeplab.pareto_trials"
 REPLAY_OF_TAG = "sweeplab.replay_of"
 CONFIRM_OF_TAG = "sweeplab.confirm_of"
 """On a confirmation run: the number of the trial whose configuration it trains again with a fresh seed."""
+TRANSFER_OF_TAG = "sweeplab.transfer_of"
+"""On a transfer target's run: the number of the proxy trial whose hyperparameters it trains at the target."""
+TRANSFER_TARGET_TAG = "sweeplab.transfer_target"
+"""On a transfer target's run: the target value of the transferred parameter (``transfer.parameter``)."""
 CONFIRM_METRIC_TAG = "sweeplab.confirm_metric"
 CONFIRM_DIRECTION_TAG = "sweeplab.confirm_direction"
 """On a confirmation run: the test metric the confirmation compares, and ``minimize`` or ``maximize``."""

@@ -48,7 +48,7 @@ from sweeplab_modules.layers.spectral import SpectralConv
 from sweeplab_modules.layers.validation import checked_choice
 from sweeplab_modules.parametrization import PARAMETRIZATIONS, parametrization_problem
 
-__all__ = ["apply_mup", "learning_rate_scales", "parametrize"]
+__all__ = ["apply_mup", "learning_rate_scales", "parametrize", "parametrize_mlp"]
 
 
 def parametrize(
@@ -71,11 +71,22 @@ def parametrize(
         apply_mup(model, width, base_width, hidden=hidden, readout=readout)
 
 
+def parametrize_mlp(
+    model: nn.Module, net: nn.Module, parametrization: str, width: int, base_width: int | None
+) -> None:
+    """``parametrize`` for an MLP ``net`` of ``model`` whose hidden layers are ``width`` wide: its first linear layer
+    is the input layer, the ones between hidden, the last one (to a finite number of outputs) the readout."""
+    linear = [layer for layer in net.modules() if isinstance(layer, nn.Linear)]
+    readout = linear[-1:] if len(linear) > 1 else []
+    parametrize(model, parametrization, width, base_width, hidden=linear[1:-1], readout=readout)
+
+
 @torch.no_grad()
 def apply_mup(
     model: nn.Module, width: int, base_width: int, *, hidden: Iterable[nn.Module], readout: Iterable[nn.Module]
 ) -> None:
-    """Rescale ``model`` (built with the standard initialisation) to muP at ``width`` against ``base_width``.
+    """Rescale the layers of ``model`` (built with the standard initialisation) to muP at ``width`` against
+    ``base_width``.
 
     ``hidden`` and ``readout`` are the model's layers of those roles (linear or spectral, with a ``weight``); every
     other parameter is an input weight or a bias (unchanged, learning rate ``lr``)."""
@@ -89,7 +100,8 @@ def apply_mup(
         if getattr(layer, "bias", None) is not None:
             # A bias has fan-in 1: its init must not shrink with the width (PyTorch's ~ 1 / sqrt(fan_in) does).
             layer.bias.mul_(math.sqrt(ratio))
-    model.learning_rate_scales = {
+    # Added to what earlier calls recorded: a model with several widths (DeepONet's branch and trunk) calls it per net.
+    model.learning_rate_scales = learning_rate_scales(model) | {
         name: scaled[id(parameter)] for name, parameter in model.named_parameters() if id(parameter) in scaled
     }
 

@@ -52,6 +52,12 @@ instead at criticality for their activation (``W ~ N(0, C_W / fan_in)``, ``b ~ N
 Deep Learning Theory, see ``layers/criticality.py``): these are the MLP-type operators, where the book's
 layer-to-layer analysis applies as it stands. MultiONet's encoder, branch and trunk each take the values of their
 own activation, which must be one the book analyses (relu, tanh, gelu, silu; not the sine-residual ones).
+
+DeepONet takes ``parametrization="mup"`` with a ``base_width`` (``layers/mup.py``), on top of either
+initialisation: in the branch and the trunk MLPs the first layer is the input layer, the layers between are hidden
+and the last (to ``n_basis`` per channel, which does not grow) is the readout; each net scales by its own width
+(``branch_width`` or ``trunk_width``) over the one base width. The CNN encoder's channels do not grow with these
+widths: its layers keep the standard rules.
 """
 
 from __future__ import annotations
@@ -69,6 +75,7 @@ from sweeplab_modules.layers.branch_trunk import (
     periodic_features,
 )
 from sweeplab_modules.layers.criticality import INITIALIZATIONS, initialize_at_criticality
+from sweeplab_modules.layers.mup import parametrize_mlp
 from sweeplab_modules.layers.sensors import grid_points, sample_on_sensors
 from sweeplab_modules.layers.validation import check_grid_input, checked_choice, checked_size
 from sweeplab_modules.operators._variants import WithVariants
@@ -164,6 +171,8 @@ class DeepONet(_BranchTrunkOperator):
         activation: Literal["tanh", "relu", "gelu", "silu", "polyrelu", "polynorm"],
         periodic: bool = False,
         init: Literal["default", "criticality"] = "default",
+        parametrization: Literal["standard", "mup"] = "standard",
+        base_width: int | None = None,
     ) -> None:
         super().__init__(
             spatial_dims=spatial_dims,
@@ -192,6 +201,8 @@ class DeepONet(_BranchTrunkOperator):
             initialize_at_criticality(self, activation)
         else:
             self.apply(_keras_initialization)
+        for width, net in ((branch_width, self.branch), (trunk_width, self.trunk)):
+            parametrize_mlp(self, net, parametrization, width, base_width)
 
     def _evaluate(self, sensor_values: Tensor, points: Tensor) -> Tensor:
         coefficients = self.branch(self.encoder(sensor_values))

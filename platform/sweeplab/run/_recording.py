@@ -41,6 +41,9 @@ from sweeplab.record import (
     STUDY_ARTIFACT,
     STUDY_ROLE,
     STUDY_TAG,
+    TRANSFER_OF_TAG,
+    TRANSFER_ROLE,
+    TRANSFER_TARGET_TAG,
     TRIAL_ROLE,
     TRIAL_TAG,
     VERSION_DATA_TAG,
@@ -179,38 +182,56 @@ class StudyRecorder:
         run.log(params=params)
         return run
 
-    # -- confirmation runs ----------------------------------------------------------------------------------------
-    def open_confirm_run(self, plan: TrialPlan, trial_number: int, seed: int) -> TrackedRun:
-        """A child run training trial ``trial_number``'s configuration again from ``seed``."""
-        spec = self.study.spec
-        confirm = spec.confirm
-        assert confirm is not None
+    # -- runs after the search: confirmation and transfer ---------------------------------------------------------
+    def _open_stage_run(self, name: str, plan: TrialPlan, tags: dict[str, str], params: dict[str, Any]) -> TrackedRun:
         tags = {
-            ROLE_TAG: CONFIRM_ROLE,
-            STUDY_TAG: spec.name,
-            CONFIRM_OF_TAG: str(trial_number),
-            CONFIRM_METRIC_TAG: confirm.metric,
-            CONFIRM_DIRECTION_TAG: self.study.confirm_direction,
+            STUDY_TAG: self.study.spec.name,
             ARCHITECTURE_TAG: plan.model_name,
             MODEL_TAG: plan.model_key,
             STATE_TAG: "RUNNING",
             WORKER_TAG: f"{platform.node()}:{os.getpid()}",
+            **tags,
             **self.provenance,
         }
-        params = {**plan.flat_params(), SEED_PARAM: seed, **self.data_record(), "confirm_of": trial_number}
-        name = f"confirm-{plan.model_key}-seed-{seed}"
         run = TrackedRun(self.tracker, self.tracker.open_run(name, tags, parent_run_id=self.parent_run_id))
-        run.log(params=params)
+        run.log(params={**plan.flat_params(), **self.data_record(), **params})
         return run
+
+    def _finished_stage_runs(self, role: str) -> list[Any]:
+        finished = (
+            f"tags.`{PARENT_RUN_TAG}` = '{self.parent_run_id}' AND tags.`{ROLE_TAG}` = '{role}' "
+            "AND attributes.status = 'FINISHED'"
+        )
+        return self.tracker.client.search_runs([self.tracker.experiment_id], finished, max_results=50000)
+
+    def open_confirm_run(self, plan: TrialPlan, trial_number: int, seed: int) -> TrackedRun:
+        """A child run training trial ``trial_number``'s configuration again from ``seed``."""
+        confirm = self.study.spec.confirm
+        assert confirm is not None
+        tags = {
+            ROLE_TAG: CONFIRM_ROLE,
+            CONFIRM_OF_TAG: str(trial_number),
+            CONFIRM_METRIC_TAG: confirm.metric,
+            CONFIRM_DIRECTION_TAG: self.study.confirm_direction,
+        }
+        params = {SEED_PARAM: seed, "confirm_of": trial_number}
+        return self._open_stage_run(f"confirm-{plan.model_key}-seed-{seed}", plan, tags, params)
 
     def finished_confirmations(self) -> set[tuple[int, int]]:
         """``(trial, seed)`` of the confirmation runs that finished: a resumed study does not train them again."""
-        finished = (
-            f"tags.`{PARENT_RUN_TAG}` = '{self.parent_run_id}' AND tags.`{ROLE_TAG}` = '{CONFIRM_ROLE}' "
-            "AND attributes.status = 'FINISHED'"
-        )
-        runs = self.tracker.client.search_runs([self.tracker.experiment_id], finished, max_results=50000)
+        runs = self._finished_stage_runs(CONFIRM_ROLE)
         return {(int(run.data.tags[CONFIRM_OF_TAG]), int(run.data.params[SEED_PARAM])) for run in runs}
+
+    def open_transfer_run(self, plan: TrialPlan, trial_number: int, target: int) -> TrackedRun:
+        """A child run training proxy trial ``trial_number``'s configuration at the ``target`` width (``plan``)."""
+        tags = {ROLE_TAG: TRANSFER_ROLE, TRANSFER_OF_TAG: str(trial_number), TRANSFER_TARGET_TAG: str(target)}
+        params = {SEED_PARAM: self.study.spec.trainer.seed, "transfer_of": trial_number}
+        return self._open_stage_run(f"transfer-{plan.model_key}-{target}", plan, tags, params)
+
+    def finished_transfers(self) -> set[tuple[int, int]]:
+        """``(proxy trial, target)`` of the transfer runs that finished: a resumed study does not train them again."""
+        runs = self._finished_stage_runs(TRANSFER_ROLE)
+        return {(int(run.data.tags[TRANSFER_OF_TAG]), int(run.data.tags[TRANSFER_TARGET_TAG])) for run in runs}
 
     def log_best_model(
         self, run: TrackedRun, checkpoint: Path, plan: TrialPlan, trial: optuna.trial.FrozenTrial, aliases: list[str]

@@ -298,6 +298,10 @@ class StudyRunner:
             already = finished_trials(optuna_study.get_trials(deepcopy=False))
             remaining = None if self.n_trials is None else max(self.n_trials - already, 0)
             self.interrupted = self.run_trials(optuna_study, remaining)
+            if not self.interrupted and self.study.spec.strategy == "transfer":
+                from sweeplab.run._transfer import run_transfer
+
+                self.interrupted = run_transfer(self, optuna_study)
             if not self.interrupted and self.study.spec.confirm is not None:
                 from sweeplab.run._confirm import run_confirmation
 

@@ -22,6 +22,7 @@ from sweeplab.spec._schema import SPACE_TAGS, SPEC_MODELS, Choices, Range, Study
 from sweeplab.spec._space import Dimension
 from sweeplab.spec._study import TRAINING_FIELDS, FinetuneStage, ModelPlan, Study, metrics_of
 from sweeplab.spec._yaml import YamlError, load_with_lines
+from sweeplab_modules.parametrization import MUP_OPTIMIZERS, parametrization_problem
 from sweeplab_modules.registry import (
     INJECTED_PARAMETERS,
     MODELS,
@@ -221,6 +222,8 @@ class _Checker:
         shared_fixed, shared_dims = self._check_space(("search",), dict(spec.search), _training_parameters(), "")
         self._check_objectives(models)
         self._check_confirm(models)
+        self._check_parametrizations(models, shared_fixed, shared_dims)
+        self._check_transfer()
         self._check_strategy(models, shared_dims)
         hyperparameter_dims, stn_fixed, stn_dims = self._check_self_tuning()
         self._check_uris()
@@ -346,6 +349,7 @@ class _Checker:
         self._check_loss(
             where + ("params" if "loss" in model.params else "search",), task_entry(entry.task), fixed, dimensions
         )
+        self._transfer_proxy(where, model, parameters, fixed)
         if entry.grid_check and dataset is not None and len(self.issues) == before:
             self._check_grids(where, model, entry, fixed, dimensions)
         return ModelPlan(model.key, entry, fixed, tuple(dimensions))
@@ -632,6 +636,60 @@ class _Checker:
             except ValueError as error:
                 self.fail((key,), str(error))
 
+    def _transfer_proxy(self, where: Location, model: Any, parameters: Mapping[str, Parameter], fixed: dict) -> None:
+        """Strategy transfer: the search's trials train at ``transfer.proxy`` (set in ``fixed``), which the model
+        must take and must not set itself."""
+        transfer = self.spec.transfer
+        if self.spec.strategy != "transfer" or transfer is None:
+            return
+        name = transfer.parameter
+        if name not in parameters or parameters[name].annotation == "training":
+            self.fail(("transfer", "parameter"), f"{model.key} has no constructor parameter {name!r}")
+        elif name in model.params or name in model.search:
+            section = "params" if name in model.params else "search"
+            self.fail(
+                where + (section, name),
+                f"strategy transfer sets {name}: transfer.proxy in the search, transfer.targets after it",
+            )
+        else:
+            fixed[name] = transfer.proxy
+
+    def _check_transfer(self) -> None:
+        if self.spec.strategy == "transfer" and self.spec.transfer is None:
+            self.fail(("strategy",), "strategy transfer needs a transfer block: {proxy: <width>, targets: [...]}")
+        if self.spec.strategy != "transfer" and self.spec.transfer is not None:
+            self.fail(("transfer",), "only used with strategy: transfer")
+
+    def _check_parametrizations(
+        self, models: list[ModelPlan], shared_fixed: dict[str, Any], shared_dims: list[Dimension]
+    ) -> None:
+        """``parametrization: mup`` needs a ``base_width`` and an optimiser muP has rules for (Adam, AdamW)."""
+        shared_optimizers = _values_of("optimizer", shared_fixed, shared_dims) or [TRAINING_FIELDS["optimizer"].default]
+        for index, plan in enumerate(models):
+            model = self.spec.models[index]
+            where: Location = ("models", index)
+            mup = "mup" in _values_of("parametrization", plan.fixed, list(plan.dimensions))
+            for base_width in _values_of("base_width", plan.fixed, list(plan.dimensions)) or [None]:
+                params = {"parametrization": "mup" if mup else "standard", "base_width": base_width}
+                problem = parametrization_problem(params)
+                if problem is not None:
+                    self.fail(_written_at(where, model, problem[0]), problem[1])
+                    break
+            if not mup:
+                continue
+            optimizers = _values_of("optimizer", plan.fixed, list(plan.dimensions)) or shared_optimizers
+            for optimizer in optimizers:
+                if optimizer not in MUP_OPTIMIZERS:
+                    at = _written_at(where, model, "optimizer") if "optimizer" in {*model.params, *model.search} else (
+                        "search", "optimizer"
+                    )
+                    self.fail(
+                        at,
+                        f"{model.key} has parametrization mup, whose learning-rate rules are Adam's "
+                        f"({', '.join(MUP_OPTIMIZERS)}); got optimizer {optimizer!r}",
+                    )
+                    break
+
     def _check_self_tuning(self) -> tuple[list[Dimension], dict[str, Any], list[Dimension]]:
         """The regularisation hyperparameters (consistent declarations; sampled unless tuned online) and the
         self-tuning settings (constants or searched spaces, only with ``strategy: self_tuning``)."""
@@ -675,6 +733,13 @@ class _Checker:
 
 # Corners of a search space tried by a grid check: enough for every study written by hand, bounded for any.
 _MAX_GRID_CHECKS = 4096
+
+
+def _values_of(name: str, fixed: Mapping[str, Any], dimensions: list[Dimension]) -> list[Any]:
+    """The values ``name`` can take: its fixed value, or its choices (empty: not set, or a range)."""
+    if name in fixed:
+        return [fixed[name]]
+    return [value for d in dimensions if d.target == name for value in (d.choices or ())]
 
 
 def _written_at(where: Location, model: Any, name: str) -> Location:

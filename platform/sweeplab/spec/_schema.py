@@ -24,8 +24,9 @@ DEFAULT_STORAGE = "sqlite:///mlruns/optuna.db"
 
 SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc", "grid", "nsga2")
 PRUNERS = ("none", "median", "hyperband", "successive_halving")
-# optuna: each trial trains with sampled values; self_tuning: each trial is one Self-Tuning Network run.
-STRATEGIES = ("optuna", "self_tuning")
+# optuna: each trial trains with sampled values; self_tuning: each trial is one Self-Tuning Network run; transfer:
+# optuna's trials at a proxy width, then the best configuration trained at the target widths (muTransfer).
+STRATEGIES = ("optuna", "self_tuning", "transfer")
 
 
 class _Strict(BaseModel):
@@ -254,6 +255,19 @@ class FinetuneSpec(_Strict):
     )
 
 
+class TransferSpec(_Strict):
+    """muTransfer (Tensor Programs V): the search tunes every architecture at the proxy value of ``parameter``;
+    afterwards each architecture's best configuration is trained at every target value with the hyperparameters
+    found, as child runs of the study (not trials: the sampler and the budget never see them). Meant for models with
+    ``parametrization: mup``, under which the best hyperparameters stay best as the width grows."""
+
+    parameter: str = Field("width", description="the model parameter the proxy and the targets differ in")
+    proxy: int = Field(ge=1, description="its value in the search's trials")
+    targets: list[Annotated[int, Field(ge=1)]] = Field(
+        min_length=1, description="its values the best configuration is trained at after the search"
+    )
+
+
 class StudySpec(_Strict):
     """One study: what to compare (models), on what (data), how to search, where to record."""
 
@@ -280,6 +294,7 @@ class StudySpec(_Strict):
     launcher: Launcher = Field(default_factory=Launcher)
     confirm: ConfirmSpec | None = Field(None, description="retrain each architecture's best with fresh seeds")
     finetune: FinetuneSpec | None = Field(None, description="a second training stage of every trial")
+    transfer: TransferSpec | None = Field(None, description="strategy transfer: the proxy and target widths")
 
     _storage_without_password = field_validator("storage")(_no_password)
 
@@ -309,4 +324,5 @@ SPEC_MODELS = (
     OnlineHyperparameter,
     ConfirmSpec,
     FinetuneSpec,
+    TransferSpec,
 )
