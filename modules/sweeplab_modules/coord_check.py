@@ -35,7 +35,8 @@ def _fno2d(width: int, parametrization: str, base_width: int) -> tuple[nn.Module
 def _mlp(width: int, parametrization: str, base_width: int) -> tuple[nn.Module, dict[str, nn.Module]]:
     model = FullyConnected([_MLP_INPUTS, width, width, width, 1], "relu", activate_last=False)
     parametrize_mlp(model, model, parametrization, width, base_width)
-    return model, {f"linear{i}": layer for i, layer in enumerate(model) if isinstance(layer, nn.Linear)}
+    linear = [layer for layer in model if isinstance(layer, nn.Linear)]
+    return model, {f"linear{i}": layer for i, layer in enumerate(linear)}
 
 
 _MLP_INPUTS = 16
