@@ -34,11 +34,12 @@ WIDTHS = [8, 16, 32, 64, 128]
 
 # -- the coordinate check -------------------------------------------------------------------------------------------
 @pytest.mark.usefixtures("one_torch_thread")
-@pytest.mark.parametrize(("model", "seeds"), [("fno2d", range(4)), ("mlp", range(16))])
+@pytest.mark.parametrize(("model", "seeds"), [("fno2d", range(8)), ("mlp", range(16))])
 def test_coordinate_check_is_flat_under_mup_and_grows_under_the_standard_parametrization(model: str, seeds) -> None:
     standard = growth_ratios(coordinate_check(model, "standard", WIDTHS, seeds=seeds))
     mup = growth_ratios(coordinate_check(model, "mup", WIDTHS, seeds=seeds))
-    # Measured (width 128 over width 8): standard, FNO-2D output x14, MLP output x5; muP within 0.7 .. 1.15.
+    # Measured (width 128 over width 8, bench/coord_check.py): standard, FNO-2D output x15, MLP output x5; muP
+    # within 0.91 .. 1.16 (FNO-2D) and 0.96 .. 1.1 (MLP).
     assert max(standard.values()) > 3.0, standard
     assert all(1 / 1.6 < ratio < 1.6 for ratio in mup.values()), mup
 
