@@ -4,6 +4,7 @@ end (proxy trials, then target runs recorded as child runs, resumed)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import optuna
@@ -12,6 +13,7 @@ import torch
 from conftest import write_study
 from mlflow.tracking import MlflowClient
 
+from sweeplab.cli import main
 from sweeplab.record import (
     PARENT_RUN_ATTR,
     PARENT_RUN_TAG,
@@ -156,7 +158,9 @@ def _transfer_runs(tracking_uri: str, storage: str) -> list:
 
 
 @pytest.mark.usefixtures("one_torch_thread")
-def test_transfer_tunes_at_the_proxy_and_trains_the_targets_with_its_best_hyperparameters(tmp_path: Path) -> None:
+def test_transfer_tunes_at_the_proxy_and_trains_the_targets_with_its_best_hyperparameters(
+    tmp_path: Path, capsys
+) -> None:
     study_file = write_study(tmp_path, TRANSFER_STUDY)
     storage, tracking_uri = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
     run_study(load_study(study_file), storage=storage, tracking_uri=tracking_uri)
@@ -182,3 +186,15 @@ def test_transfer_tunes_at_the_proxy_and_trains_the_targets_with_its_best_hyperp
     assert len(optuna.load_study(study_name="transferred", storage=storage).get_trials()) == 3
     new = [run for run in _transfer_runs(tracking_uri, storage) if run.info.run_id not in {r.info.run_id for r in runs}]
     assert [(run.data.tags[TRANSFER_TARGET_TAG], run.info.status) for run in new] == [("16", "FINISHED")]
+
+    # compare reports the targets: the latest run of each, its validation and test values.
+    stores = ["--storage", storage, "--tracking-uri", tracking_uri]
+    capsys.readouterr()
+    assert main(["compare", str(study_file), *stores, "--format", "json"]) == 0
+    reported = json.loads(capsys.readouterr().out)["transfers"]["transferred"]
+    assert [(r["architecture"], r["trial"], r["target"]) for r in reported] == [
+        ("fno2d", best.number, t) for t in (8, 16)
+    ]
+    assert reported[1]["metrics"]["test_rel_l2"] == pytest.approx(new[0].data.metrics["test_rel_l2"])
+    assert main(["compare", str(study_file), *stores]) == 0
+    assert "transferred: transfer targets" in capsys.readouterr().out

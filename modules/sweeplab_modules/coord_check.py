@@ -81,7 +81,7 @@ def coordinate_check(
                 optimizer.step()
             outputs: dict[str, Tensor] = {}
             hooks = [
-                layer.register_forward_hook(lambda _m, _i, out, name=name: outputs.__setitem__(name, out))
+                layer.register_forward_hook(lambda _m, _i, out, name=name, store=outputs: store.__setitem__(name, out))
                 for name, layer in layers.items()
             ]
             with torch.no_grad():

@@ -29,11 +29,11 @@ is multiplied by ``r``, to ``[0, 1 / (in * out_base))``: the coherent part then 
 (like the Theta(1) contribution a muP hidden layer makes) and the fluctuating part is ``O(1 / sqrt(in))`` smaller
 than a ``1 / sqrt(fan_in)`` init, which the muP limit allows (a smaller hidden init changes no Adam update scale).
 
-A model that supports muP calls ``parametrize`` (``apply_mup`` under muP) at the end of its constructor, which rescales the initial weights and
-records each weight's learning-rate multiplier in ``model.learning_rate_scales`` (parameter name -> multiplier;
-names absent mean 1); the Lightning task builds its optimiser's parameter groups from it
-(``learning_rate_scales``). These rules are Adam's (and AdamW's): plain SGD needs others (Table 3), so a study
-refuses ``parametrization: mup`` with ``optimizer: sgd``.
+A model that supports muP calls ``parametrize`` (``apply_mup`` under muP) at the end of its constructor, which
+rescales the initial weights and records each weight's learning-rate multiplier in ``model.learning_rate_scales``
+(parameter name -> multiplier; names absent mean 1); the Lightning task builds its optimiser's parameter groups
+from it (``learning_rate_scales``, ``SweepTask.parameter_groups``). These rules are Adam's (and AdamW's): plain SGD
+needs others (Table 3), so a study refuses ``parametrization: mup`` with ``optimizer: sgd``.
 """
 
 from __future__ import annotations
@@ -71,9 +71,7 @@ def parametrize(
         apply_mup(model, width, base_width, hidden=hidden, readout=readout)
 
 
-def parametrize_mlp(
-    model: nn.Module, net: nn.Module, parametrization: str, width: int, base_width: int | None
-) -> None:
+def parametrize_mlp(model: nn.Module, net: nn.Module, parametrization: str, width: int, base_width: int | None) -> None:
     """``parametrize`` for an MLP ``net`` of ``model`` whose hidden layers are ``width`` wide: its first linear layer
     is the input layer, the ones between hidden, the last one (to a finite number of outputs) the readout."""
     linear = [layer for layer in net.modules() if isinstance(layer, nn.Linear)]
@@ -92,7 +90,9 @@ def apply_mup(
     other parameter is an input weight or a bias (unchanged, learning rate ``lr``)."""
     ratio = width / base_width
     scaled: dict[int, float] = {}
-    for layer, weight_factor in [(layer, 1.0) for layer in hidden] + [(layer, 1 / math.sqrt(ratio)) for layer in readout]:
+    for layer, weight_factor in [(layer, 1.0) for layer in hidden] + [
+        (layer, 1 / math.sqrt(ratio)) for layer in readout
+    ]:
         if isinstance(layer, SpectralConv):
             weight_factor *= ratio
         layer.weight.mul_(weight_factor)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sweeplab.compare._confirm import Confirmation, confirmation
-from sweeplab.compare._records import CompareError, StudyRecords, TrialRecord
+from sweeplab.compare._records import CompareError, StudyRecords, TransferRecord, TrialRecord
 from sweeplab.spec import MODEL_PARAM
 
 if TYPE_CHECKING:
@@ -76,6 +76,8 @@ class Comparison:
     """study -> cost (``n_params``, ``fit_seconds``) -> the front, cheapest first."""
     confirmations: dict[str, Confirmation] = field(default_factory=dict)
     """study -> its confirmation stage's statistics (studies that declared ``confirm`` and ran it)."""
+    transfers: dict[str, list[TransferRecord]] = field(default_factory=dict)
+    """study -> its transfer runs (strategy transfer), the latest per architecture and target, by target."""
     cka: dict[str, CkaMatrix] = field(default_factory=dict)
     """study -> CKA between the best models of its architectures: representation studies only, added by
     ``with_cka`` (it loads the models)."""
@@ -236,7 +238,15 @@ def compare(all_records: Sequence[StudyRecords], top_k: int = 5) -> Comparison:
         ranks=study_ranks,
         pareto={r.name: _pareto_fronts(r) for r in all_records},
         confirmations={r.name: found for r in all_records if (found := confirmation(r.name, r.confirmations))},
+        transfers={r.name: latest for r in all_records if (latest := _latest_transfers(r.transfers))},
     )
+
+
+def _latest_transfers(records: list[TransferRecord]) -> list[TransferRecord]:
+    """The last finished run of each (architecture, target) (a study searched again transfers its new best), by
+    target and architecture."""
+    latest = {(record.architecture, record.target): record for record in records}  # records come oldest first
+    return sorted(latest.values(), key=lambda record: (record.target, record.architecture))
 
 
 def _ordered_architectures(

@@ -114,6 +114,26 @@ def best_params_lines(comparison: Comparison, study: str) -> list[str]:
     return lines
 
 
+def transfer_header(comparison: Comparison) -> list[str]:
+    """The transfer table's columns: the compared metric and, for a validation metric, its test counterpart."""
+    test = "test_" + comparison.metric.removeprefix("val_")
+    return ["architecture", "proxy trial", "target", comparison.metric, *([test] if test != comparison.metric else [])]
+
+
+def transfer_rows(comparison: Comparison, study: str) -> list[list[str]]:
+    metrics = transfer_header(comparison)[3:]
+    return [
+        [record.architecture, str(record.trial), str(record.target), *(number(record.metrics.get(m)) for m in metrics)]
+        for record in comparison.transfers[study]
+    ]
+
+
+TRANSFER_NOTE = (
+    "strategy transfer: each architecture's best trial at the proxy width trained at every target width with its "
+    "hyperparameters"
+)
+
+
 CONFIRM_HEADER = ["architecture", "trial", "seeds", "mean", "95% CI", "minus winner", "p", "p (Holm)", "significant"]
 CONFIRM_NOTE = (
     "each architecture's best trial trained again with the same fresh seeds and tested; 95% t-interval of the mean; "
@@ -197,6 +217,15 @@ def render_table(comparison: Comparison, width: int = TERMINAL_WIDTH) -> str:
             console.print(confirmation_verdict(confirmation), overflow="fold")
             console.print(CONFIRM_NOTE, style="dim", overflow="fold")
             console.print()
+        if study in comparison.transfers:
+            table = Table(title=f"{study}: transfer targets", title_justify="left", box=box.SIMPLE_HEAD)
+            for index, name in enumerate(transfer_header(comparison)):
+                table.add_column(name, justify="left" if index == 0 else "right", overflow="fold")
+            for row in transfer_rows(comparison, study):
+                table.add_row(*row)
+            console.print(table)
+            console.print(TRANSFER_NOTE, style="dim", overflow="fold")
+            console.print()
     if len(comparison.studies) > 1:
         matrix = Table(title=f"best {comparison.metric} (rank) per study", title_justify="left", box=box.SIMPLE_HEAD)
         matrix.add_column("architecture", overflow="fold")
@@ -232,6 +261,10 @@ def render_markdown(comparison: Comparison) -> str:
             parts.append(f"#### {confirmation_title(confirmation)}\n")
             parts.append(_markdown_table(CONFIRM_HEADER, confirmation_rows(confirmation)) + "\n")
             parts.append(f"**{confirmation_verdict(confirmation)}**. {CONFIRM_NOTE[0].upper()}{CONFIRM_NOTE[1:]}.\n")
+        if study in comparison.transfers:
+            parts.append(f"#### {study}: transfer targets\n")
+            parts.append(_markdown_table(transfer_header(comparison), transfer_rows(comparison, study)) + "\n")
+            parts.append(f"{TRANSFER_NOTE[0].upper()}{TRANSFER_NOTE[1:]}.\n")
     if len(comparison.studies) > 1:
         parts.append(f"### Best {comparison.metric} (rank) per study\n")
         parts.append(_markdown_table(["architecture", *comparison.studies], matrix_rows(comparison)) + "\n")
@@ -296,6 +329,7 @@ def comparison_dict(comparison: Comparison) -> dict[str, Any]:
             for study, fronts in comparison.pareto.items()
         },
         "confirmations": {study: confirmation_dict(c) for study, c in comparison.confirmations.items()},
+        "transfers": {study: [asdict(r) for r in records] for study, records in comparison.transfers.items()},
         "cka": {study: asdict(matrix) for study, matrix in comparison.cka.items()},
     }
 

@@ -26,6 +26,9 @@ from sweeplab.record import (
     ROLE_TAG,
     RUN_ATTR,
     SEED_PARAM,
+    TRANSFER_OF_TAG,
+    TRANSFER_ROLE,
+    TRANSFER_TARGET_TAG,
     objective_metrics,
 )
 from sweeplab.spec import MODEL_PARAM
@@ -91,6 +94,18 @@ class ConfirmRecord:
     """Start time (ms since the epoch): a study confirmed again after more search has newer runs."""
 
 
+@dataclass(frozen=True)
+class TransferRecord:
+    """One finished transfer run (strategy transfer): an architecture's best proxy trial trained at a target width."""
+
+    architecture: str
+    trial: int
+    """The proxy trial whose hyperparameters it trains."""
+    target: int
+    metrics: dict[str, float]
+    """Its last value of every metric it logged (the compared one, the test metrics)."""
+
+
 @dataclass
 class StudyRecords:
     """Everything recorded about one study that the comparison needs."""
@@ -107,6 +122,8 @@ class StudyRecords:
     client: MlflowClient = field(repr=False)
     confirmations: list[ConfirmRecord] = field(default_factory=list)
     """The finished runs of the confirmation stage, if the study declared one."""
+    transfers: list[TransferRecord] = field(default_factory=list)
+    """The finished runs of the transfer stage (strategy transfer)."""
 
     @property
     def name(self) -> str:
@@ -176,7 +193,19 @@ def load_records(source: StudySource, metric: str | None = None) -> StudyRecords
         index, direction = None, study.directions[0].name.lower()
     trials = [_trial_record(trial, runs, metric, index) for trial in study.get_trials(deepcopy=False)]
     confirmations = [_confirm_record(run) for run in runs.values() if _is_finished_confirmation(run)]
-    return StudyRecords(source, metric, direction, objectives[0], parent_run_id, trials, study, client, confirmations)
+    transfers = [
+        TransferRecord(
+            run.data.tags[MODEL_TAG],
+            int(run.data.tags[TRANSFER_OF_TAG]),
+            int(run.data.tags[TRANSFER_TARGET_TAG]),
+            dict(run.data.metrics),
+        )
+        for run in sorted(runs.values(), key=lambda run: run.info.start_time)
+        if run.data.tags.get(ROLE_TAG) == TRANSFER_ROLE and run.info.status == "FINISHED"
+    ]
+    return StudyRecords(
+        source, metric, direction, objectives[0], parent_run_id, trials, study, client, confirmations, transfers
+    )
 
 
 def _is_finished_confirmation(run: Run) -> bool:

@@ -57,7 +57,10 @@ class StageRun:
 
 
 def run_stage(
-    runner: StudyRunner, optuna_study: optuna.Study, lock: str, runs: Callable[[dict[str, FrozenTrial]], Iterable[StageRun]]
+    runner: StudyRunner,
+    optuna_study: optuna.Study,
+    lock: str,
+    runs: Callable[[dict[str, FrozenTrial]], Iterable[StageRun]],
 ) -> bool:
     """Train ``runs(best of each architecture)`` as child runs of the study; True when the study was interrupted
     meanwhile. Runs when the search is over and no other worker still runs a trial (the last worker out trains

@@ -680,8 +680,10 @@ class _Checker:
             optimizers = _values_of("optimizer", plan.fixed, list(plan.dimensions)) or shared_optimizers
             for optimizer in optimizers:
                 if optimizer not in MUP_OPTIMIZERS:
-                    at = _written_at(where, model, "optimizer") if "optimizer" in {*model.params, *model.search} else (
-                        "search", "optimizer"
+                    at = (
+                        _written_at(where, model, "optimizer")
+                        if "optimizer" in {*model.params, *model.search}
+                        else ("search", "optimizer")
                     )
                     self.fail(
                         at,
