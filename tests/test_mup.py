@@ -198,3 +198,6 @@ def test_transfer_tunes_at_the_proxy_and_trains_the_targets_with_its_best_hyperp
     assert reported[1]["metrics"]["test_rel_l2"] == pytest.approx(new[0].data.metrics["test_rel_l2"])
     assert main(["compare", str(study_file), *stores]) == 0
     assert "transferred: transfer targets" in capsys.readouterr().out
+    assert main(["compare", str(study_file), *stores, "--format", "html", "--out", str(tmp_path / "report")]) == 0
+    report = (tmp_path / "report" / "report-transferred.html").read_text()
+    assert "Transfer targets" in report and "test_rel_l2" in report

@@ -18,6 +18,7 @@ from sweeplab.compare._formats import (
     COST_LABELS,
     SUMMARY_HEADER,
     SUMMARY_NOTE,
+    TRANSFER_NOTE,
     best_params_lines,
     confirmation_rows,
     confirmation_title,
@@ -30,6 +31,8 @@ from sweeplab.compare._formats import (
     render_markdown,
     study_title,
     summary_rows,
+    transfer_header,
+    transfer_rows,
 )
 from sweeplab.compare._plots import Plot, cka_heatmap, slug
 from sweeplab.compare._records import StudyRecords
@@ -72,6 +75,8 @@ def build_report(comparison: Comparison, plots: Sequence[Plot], extra_sections: 
     sections = [_summary_section(comparison)]
     if comparison.confirmations:
         sections.append(_confirmation_section(comparison))
+    if comparison.transfers:
+        sections.append(_transfer_section(comparison))
     if len(comparison.studies) > 1:
         sections.append(_matrix_section(comparison))
     sections.extend(_plot_section(study, [p for p in plots if p.study == study]) for study in comparison.studies)
@@ -151,6 +156,16 @@ def _confirmation_section(comparison: Comparison) -> ReportSection:
         parts.append(f'<p class="{verdict}"><strong>{html.escape(confirmation_verdict(confirmation))}</strong></p>')
         parts.append(f'<p class="note">{html.escape(CONFIRM_NOTE)}</p>')
     return ReportSection("Confirmation over seeds", "".join(parts))
+
+
+def _transfer_section(comparison: Comparison) -> ReportSection:
+    parts = []
+    for study in comparison.transfers:
+        title = f"{study}: transfer targets"
+        parts.append(f"<h3>{html.escape(title)}</h3>")
+        parts.append(_table(transfer_header(comparison), transfer_rows(comparison, study), title))
+    parts.append(f'<p class="note">{html.escape(TRANSFER_NOTE)}</p>')
+    return ReportSection("Transfer targets", "".join(parts))
 
 
 def _matrix_section(comparison: Comparison) -> ReportSection:
