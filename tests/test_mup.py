@@ -5,6 +5,8 @@ end (proxy trials, then target runs recorded as child runs, resumed)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import optuna
@@ -147,6 +149,17 @@ def test_validate_refuses_what_mup_and_transfer_cannot_run(tmp_path: Path, old: 
         load_study(path)
     assert message in str(raised.value), str(raised.value)
     assert f"{path}:" in str(raised.value)  # file and line
+
+
+def test_validate_accepts_a_transfer_study_without_importing_torch(tmp_path: Path) -> None:
+    path = write_study(tmp_path, TRANSFER_STUDY)
+    script = (
+        "import sys; from sweeplab.commands import validate_command; "
+        f"status = validate_command([{str(path)!r}]); print(status, 'torch' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines()[-1] == "0 False"
+    assert "fno2d (0 searched); 1 shared dimensions; transfer: width 4 -> 16, 8" in done.stdout
 
 
 def _transfer_runs(tracking_uri: str, storage: str) -> list:

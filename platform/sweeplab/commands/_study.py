@@ -34,7 +34,16 @@ def validate_command(paths: Sequence[str], verbose: bool = False) -> int:
         sizes = ", ".join(f"{p.key} ({len(p.dimensions)} searched)" for p in study.models)
         stage = study.finetune
         finetune = f"; a finetune stage ({len(stage.dimensions)} searched)" if stage is not None else ""
-        print(f"{path}: ok - {study.name}: {sizes}; {len(study.shared_dimensions)} shared dimensions{finetune}")
+        transfer = study.spec.transfer  # only with strategy transfer (the checker)
+        transferred = (
+            f"; transfer: {transfer.parameter} {transfer.proxy} -> {', '.join(map(str, transfer.targets))}"
+            if transfer is not None
+            else ""
+        )
+        print(
+            f"{path}: ok - {study.name}: {sizes}; {len(study.shared_dimensions)} shared dimensions{finetune}"
+            f"{transferred}"
+        )
         if verbose:
             for note in study.notes:
                 print(f"  {note}")
