@@ -103,6 +103,13 @@ def test_deeponet_scales_branch_and_trunk_each_by_its_own_width(init: str) -> No
     assert torch.equal(mup.trunk[0].weight, standard.trunk[0].weight)
 
 
+def test_an_optimiser_over_layers_that_replaced_the_scaled_ones_is_refused() -> None:
+    model = _fno(16, "mup")
+    model.fourier_layers[0].pointwise = torch.nn.Sequential(model.fourier_layers[0].pointwise)  # a wrapping conversion
+    with pytest.raises(ValueError, match="no longer has the parameters muP scaled: fourier_layers.0.pointwise.weight"):
+        SweepTask(model, TrainingConfig()).make_optimizer()
+
+
 def test_mup_needs_a_base_width() -> None:
     with pytest.raises(ValueError, match="parametrization mup needs base_width"):
         FNO2d(1, 1, width=16, modes=4, parametrization="mup")
@@ -140,6 +147,11 @@ budget: {n_trials: 3}
         ("strategy: transfer\n", "", "transfer: only used with strategy: transfer"),
         ("targets: [16, 8]", "targets: []", "transfer.targets: List should have at least 1 item"),
         ("{proxy: 4,", "{parameter: depth, proxy: 4,", "transfer.parameter: fno2d has no constructor parameter"),
+        (
+            "strategy: transfer\ntransfer: {proxy: 4, targets: [16, 8]}\n",
+            "strategy: self_tuning\nhyperparameters:\n  noise: {apply: input_noise, low: 0, high: 0.5, initial: 0.1}\n",
+            "models[0].params.parametrization: parametrization mup cannot be self-tuned",
+        ),
     ],
 )
 def test_validate_refuses_what_mup_and_transfer_cannot_run(tmp_path: Path, old: str, new: str, message: str) -> None:

@@ -80,6 +80,9 @@ class SweepTask(pl.LightningModule):
         """The trainable parameters grouped by learning rate: ``lr`` times the multiplier the model records for each
         (``learning_rate_scales``: muP's per-layer rates; a standard model has one group at ``lr``)."""
         scales = learning_rate_scales(self.model)
+        missing = sorted(scales.keys() - dict(self.model.named_parameters()).keys())
+        if missing:  # a conversion replaced layers muP scaled: their rates would silently be lr
+            raise ValueError(f"the model no longer has the parameters muP scaled: {', '.join(missing)}")
         groups: dict[float, list[nn.Parameter]] = {}
         for name, parameter in self.named_parameters():
             if parameter.requires_grad:

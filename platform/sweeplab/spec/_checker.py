@@ -677,6 +677,11 @@ class _Checker:
                     break
             if not mup:
                 continue
+            if self.spec.strategy == "self_tuning":
+                self.fail(
+                    _written_at(where, model, "parametrization"),
+                    "parametrization mup cannot be self-tuned: the best-response layers replace the layers it scales",
+                )
             optimizers = _values_of("optimizer", plan.fixed, list(plan.dimensions)) or shared_optimizers
             for optimizer in optimizers:
                 if optimizer not in MUP_OPTIMIZERS:
