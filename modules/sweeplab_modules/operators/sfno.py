@@ -31,6 +31,7 @@ the ``navier_stokes`` data set stores them. Any grid with at least ``2 * modes``
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -67,7 +68,7 @@ class SFNO(nn.Module):
         delta: float = 0.1,
         output_modes: int | None = None,
         output_modes_t: int | None = None,
-        activation: str = "gelu",
+        activation: Literal["gelu", "relu", "silu", "tanh", "polyrelu", "polynorm"] = "gelu",
     ) -> None:
         super().__init__()
         self.in_channels = checked_size("in_channels", in_channels, minimum=1)
@@ -82,7 +83,7 @@ class SFNO(nn.Module):
         output_modes_t = checked_size(
             "output_modes_t", modes_t if output_modes_t is None else output_modes_t, minimum=1
         )
-        activation = checked_choice("activation", activation, ("gelu", "relu", "silu", "tanh"))
+        activation = checked_choice("activation", activation, ("gelu", "relu", "silu", "tanh", "polyrelu", "polynorm"))
         if not math.isfinite(beta) or not math.isfinite(delta):
             raise ValueError(f"beta and delta must be finite, got {beta!r}, {delta!r}")
         self.beta = float(beta)
