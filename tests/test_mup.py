@@ -110,6 +110,17 @@ def test_an_optimiser_over_layers_that_replaced_the_scaled_ones_is_refused() -> 
         SweepTask(model, TrainingConfig()).make_optimizer()
 
 
+def test_a_model_wrapped_for_regularisation_keeps_its_mup_learning_rates() -> None:
+    from sweeplab_modules.stn import HyperContext, OnlineHyperparameter, regularised
+
+    noise = {"noise": OnlineHyperparameter(apply="input_noise", high=0.5, initial=0.1)}
+    wrapped = regularised(_fno(32, "mup"), noise, HyperContext())
+    groups = SweepTask(wrapped, TrainingConfig(lr=1e-3)).make_optimizer().param_groups
+    rates = {id(p): group["lr"] for group in groups for p in group["params"]}
+    assert rates[id(wrapped.model.fourier_layers[0].pointwise.weight)] == pytest.approx(1e-3 / 4)
+    assert rates[id(wrapped.model.lift.weight)] == pytest.approx(1e-3)
+
+
 def test_mup_needs_a_base_width() -> None:
     with pytest.raises(ValueError, match="parametrization mup needs base_width"):
         FNO2d(1, 1, width=16, modes=4, parametrization="mup")

@@ -107,5 +107,11 @@ def apply_mup(
 
 
 def learning_rate_scales(model: nn.Module) -> dict[str, float]:
-    """The multipliers of the learning rate per parameter name that ``apply_mup`` recorded (empty: all 1)."""
-    return dict(getattr(model, "learning_rate_scales", {}))
+    """The multipliers of the learning rate per parameter name (relative to ``model``) that ``apply_mup`` recorded
+    on ``model`` or any module inside it, so that a wrapper (the regularisation one) keeps the rates of the model it
+    wraps (empty: all 1)."""
+    scales: dict[str, float] = {}
+    for prefix, module in model.named_modules():
+        for name, scale in getattr(module, "learning_rate_scales", {}).items():
+            scales[f"{prefix}.{name}" if prefix else name] = scale
+    return scales
