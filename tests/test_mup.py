@@ -237,3 +237,16 @@ def test_transfer_tunes_at_the_proxy_and_trains_the_targets_with_its_best_hyperp
     assert main(["compare", str(study_file), *stores, "--format", "html", "--out", str(tmp_path / "report")]) == 0
     report = (tmp_path / "report" / "report-transferred.html").read_text()
     assert "Transfer targets" in report and "test_rel_l2" in report
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_a_transfer_trial_trained_with_regularisation_hyperparameters_loads(tmp_path: Path) -> None:
+    import sweeplab
+
+    noise = "hyperparameters:\n  noise: {apply: input_noise, low: 0, high: 0.5, initial: 0.1}\n"
+    text = TRANSFER_STUDY.replace("targets: [16, 8]", "targets: [8]").replace("n_trials: 3", "n_trials: 1") + noise
+    storage, tracking_uri = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
+    run_study(load_study(write_study(tmp_path, text)), storage=storage, tracking_uri=tracking_uri)
+    model = sweeplab.load_model("models:/transferred@best", tracking_uri)
+    assert model.description.strategy == "optuna"  # trained as an optuna trial: the regularisation wrapper
+    assert model(torch.rand(2, 1, 17, 17)).shape == (2, 1, 17, 17)

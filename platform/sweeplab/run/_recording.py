@@ -263,7 +263,8 @@ class StudyRecorder:
         spec = self.study.spec
         in_channels, out_channels = self.study.data_channels
         window = self.data.time_window if self.data is not None else None
-        strategy = (spec.strategy if spec.hyperparameters else None) or "plain"
+        # How the network was converted for training: transfer trains its trials and targets as optuna does.
+        strategy = ("self_tuning" if spec.strategy == "self_tuning" else "optuna") if spec.hyperparameters else "plain"
         return ModelDescription(
             plan.model_name,
             plan.model_params,
