@@ -153,11 +153,28 @@ budget: {n_trials: 3}
         ("base_width: 4}", "base_width: 0}", "models[0].params.base_width: must be an integer >= 1, got 0"),
         (", base_width: 4}", "}", "models[0].params: parametrization mup needs base_width"),
         ("batch_size: 8}", "batch_size: 8, optimizer: sgd}", "search.optimizer: fno2d has parametrization mup"),
+        (
+            "budget:",
+            "finetune: {max_epochs: 1, search: {optimizer: {choices: [adam, sgd]}}}\nbudget:",
+            "finetune.search.optimizer: fno2d has parametrization mup, whose learning-rate rules are Adam's (adam, "
+            "adamw); got optimizer 'sgd'",
+        ),
+        (
+            ", base_width: 4}",
+            "}\n    search: {base_width: {low: 0, high: 8}}",
+            "models[0].search.base_width: must be an integer >= 1, got 0",
+        ),
         ("modes: 3,", "modes: 3, width: 4,", "models[0].params.width: strategy transfer sets width"),
         ("transfer: {proxy: 4, targets: [16, 8]}", "", "strategy: strategy transfer needs a transfer block"),
         ("strategy: transfer\n", "", "transfer: only used with strategy: transfer"),
         ("targets: [16, 8]", "targets: []", "transfer.targets: List should have at least 1 item"),
         ("{proxy: 4,", "{parameter: depth, proxy: 4,", "transfer.parameter: fno2d has no constructor parameter"),
+        (  # the targets are checked against the grids as the proxy is: modes 16 does not fit 17 points
+            TRANSFER_STUDY[TRANSFER_STUDY.index("modes: 3") : TRANSFER_STUDY.index("budget:")],
+            TRANSFER_STUDY[TRANSFER_STUDY.index("parametrization: mup") : TRANSFER_STUDY.index("transfer:")]
+            + "transfer: {parameter: modes, proxy: 3, targets: [4, 16]}\n",
+            "transfer.targets[1]: modes 16: ",
+        ),
         (
             "strategy: transfer\ntransfer: {proxy: 4, targets: [16, 8]}\n",
             "strategy: self_tuning\nhyperparameters:\n  noise: {apply: input_noise, low: 0, high: 0.5, initial: 0.1}\n",
@@ -172,6 +189,12 @@ def test_validate_refuses_what_mup_and_transfer_cannot_run(tmp_path: Path, old: 
         load_study(path)
     assert message in str(raised.value), str(raised.value)
     assert f"{path}:" in str(raised.value)  # file and line
+
+
+def test_a_searched_base_width_within_bounds_is_accepted(tmp_path: Path) -> None:
+    text = TRANSFER_STUDY.replace(", base_width: 4}", "}\n    search: {base_width: {low: 2, high: 8}}")
+    study = load_study(write_study(tmp_path, text))
+    assert [d.target for d in study.models[0].dimensions] == ["base_width"]
 
 
 def test_validate_accepts_a_transfer_study_without_importing_torch(tmp_path: Path) -> None:

@@ -222,14 +222,14 @@ class _Checker:
         shared_fixed, shared_dims = self._check_space(("search",), dict(spec.search), _training_parameters(), "")
         self._check_objectives(models)
         self._check_confirm(models)
-        self._check_parametrizations(models, shared_fixed, shared_dims)
+        finetune = self._check_finetune(task, models)
+        self._check_parametrizations(models, shared_fixed, shared_dims, finetune)
         self._check_transfer()
         self._check_strategy(models, shared_dims)
         hyperparameter_dims, stn_fixed, stn_dims = self._check_self_tuning()
         self._check_uris()
         if task:
             self._check_loss(("search",), task, shared_fixed, shared_dims)
-        finetune = self._check_finetune(task, models)
         if self.issues or task is None or dataset is None:
             return None
         study = Study(
@@ -349,17 +349,30 @@ class _Checker:
         self._check_loss(
             where + ("params" if "loss" in model.params else "search",), task_entry(entry.task), fixed, dimensions
         )
-        self._transfer_proxy(where, model, parameters, fixed)
+        transferred = self._transfer_proxy(where, model, parameters, fixed)
         if entry.grid_check and dataset is not None and len(self.issues) == before:
-            self._check_grids(where, model, entry, fixed, dimensions)
+            self._check_grids(where, model, entry, fixed, dimensions, transferred, ("transfer", "proxy"))
+            if transferred is not None and len(self.issues) == before:  # the targets train on the same grids
+                assert self.spec.transfer is not None
+                for target_index, target in enumerate(self.spec.transfer.targets):
+                    at = ("transfer", "targets", target_index)
+                    self._check_grids(where, model, entry, fixed | {transferred: target}, dimensions, transferred, at)
         return ModelPlan(model.key, entry, fixed, tuple(dimensions))
 
     def _check_grids(
-        self, where: Location, model: Any, entry: Any, fixed: dict[str, Any], dimensions: list[Dimension]
+        self,
+        where: Location,
+        model: Any,
+        entry: Any,
+        fixed: dict[str, Any],
+        dimensions: list[Dimension],
+        transferred: str | None = None,
+        transferred_at: Location = (),
     ) -> None:
         """What the architecture needs of the data's grids (``ModelEntry.grid_check``), at the fixed values and at
         every corner of its search space (each range's ends, each choice): a trial that could only fail is an
-        error now. The first problem per parameter is reported, where the value was written."""
+        error now. The first problem per parameter is reported, where the value was written (``transferred_at``
+        for the parameter strategy transfer sets)."""
         check = import_target(entry.grid_check)
         defaults = {
             name: parameter.default
@@ -376,10 +389,13 @@ class _Checker:
                     continue
                 name, message = problem
                 reported.add(name)
-                at = _written_at(where, model, name)
-                origin = {"preset": f"{name} {params[name]!r} of preset {model.preset!r}: ", name: ""}.get(
-                    at[-1], f"{name} defaults to {params[name]!r}: "
-                )
+                if name == transferred:
+                    at, origin = transferred_at, f"{name} {params[name]!r}: "
+                else:
+                    at = _written_at(where, model, name)
+                    origin = {"preset": f"{name} {params[name]!r} of preset {model.preset!r}: ", name: ""}.get(
+                        at[-1], f"{name} defaults to {params[name]!r}: "
+                    )
                 self.fail(at, f"{origin}{message} (data.params.{key}: {size})")
 
     def _architecture(
@@ -636,12 +652,14 @@ class _Checker:
             except ValueError as error:
                 self.fail((key,), str(error))
 
-    def _transfer_proxy(self, where: Location, model: Any, parameters: Mapping[str, Parameter], fixed: dict) -> None:
+    def _transfer_proxy(
+        self, where: Location, model: Any, parameters: Mapping[str, Parameter], fixed: dict
+    ) -> str | None:
         """Strategy transfer: the search's trials train at ``transfer.proxy`` (set in ``fixed``), which the model
-        must take and must not set itself."""
+        must take and must not set itself. Returns the parameter it set (None: none)."""
         transfer = self.spec.transfer
         if self.spec.strategy != "transfer" or transfer is None:
-            return
+            return None
         name = transfer.parameter
         if name not in parameters or parameters[name].annotation == "training":
             self.fail(("transfer", "parameter"), f"{model.key} has no constructor parameter {name!r}")
@@ -653,6 +671,8 @@ class _Checker:
             )
         else:
             fixed[name] = transfer.proxy
+            return name
+        return None
 
     def _check_transfer(self) -> None:
         if self.spec.strategy == "transfer" and self.spec.transfer is None:
@@ -661,10 +681,18 @@ class _Checker:
             self.fail(("transfer",), "only used with strategy: transfer")
 
     def _check_parametrizations(
-        self, models: list[ModelPlan], shared_fixed: dict[str, Any], shared_dims: list[Dimension]
+        self,
+        models: list[ModelPlan],
+        shared_fixed: dict[str, Any],
+        shared_dims: list[Dimension],
+        finetune: FinetuneStage | None,
     ) -> None:
-        """``parametrization: mup`` needs a ``base_width`` and an optimiser muP has rules for (Adam, AdamW)."""
+        """``parametrization: mup`` needs a ``base_width`` and an optimiser muP has rules for (Adam, AdamW), in both
+        training stages."""
         shared_optimizers = _values_of("optimizer", shared_fixed, shared_dims) or [TRAINING_FIELDS["optimizer"].default]
+        finetune_optimizers = (
+            _values_of("optimizer", finetune.fixed, list(finetune.dimensions)) if finetune is not None else []
+        )
         for index, plan in enumerate(models):
             model = self.spec.models[index]
             where: Location = ("models", index)
@@ -682,20 +710,23 @@ class _Checker:
                     _written_at(where, model, "parametrization"),
                     "parametrization mup cannot be self-tuned: the best-response layers replace the layers it scales",
                 )
+            first_stage_at = (
+                _written_at(where, model, "optimizer")
+                if "optimizer" in {*model.params, *model.search}
+                else ("search", "optimizer")
+            )
             optimizers = _values_of("optimizer", plan.fixed, list(plan.dimensions)) or shared_optimizers
-            for optimizer in optimizers:
-                if optimizer not in MUP_OPTIMIZERS:
-                    at = (
-                        _written_at(where, model, "optimizer")
-                        if "optimizer" in {*model.params, *model.search}
-                        else ("search", "optimizer")
-                    )
+            for at, stage_optimizers in [
+                (first_stage_at, optimizers),
+                (("finetune", "search", "optimizer"), finetune_optimizers),
+            ]:
+                wrong = [optimizer for optimizer in stage_optimizers if optimizer not in MUP_OPTIMIZERS]
+                if wrong:
                     self.fail(
                         at,
                         f"{model.key} has parametrization mup, whose learning-rate rules are Adam's "
-                        f"({', '.join(MUP_OPTIMIZERS)}); got optimizer {optimizer!r}",
+                        f"({', '.join(MUP_OPTIMIZERS)}); got optimizer {wrong[0]!r}",
                     )
-                    break
 
     def _check_self_tuning(self) -> tuple[list[Dimension], dict[str, Any], list[Dimension]]:
         """The regularisation hyperparameters (consistent declarations; sampled unless tuned online) and the
@@ -743,10 +774,10 @@ _MAX_GRID_CHECKS = 4096
 
 
 def _values_of(name: str, fixed: Mapping[str, Any], dimensions: list[Dimension]) -> list[Any]:
-    """The values ``name`` can take: its fixed value, or its choices (empty: not set, or a range)."""
+    """The values ``name`` can take: its fixed value, its choices, or a range's ends (empty: not set)."""
     if name in fixed:
         return [fixed[name]]
-    return [value for d in dimensions if d.target == name for value in (d.choices or ())]
+    return [value for d in dimensions if d.target == name for value in (d.choices or (d.low, d.high))]
 
 
 def _written_at(where: Location, model: Any, name: str) -> Location:
