@@ -9,13 +9,18 @@ from pathlib import Path
 
 import optuna
 import pytest
+import pytorch_lightning as pl
 import torch
 from conftest import write_study
 from mlflow.tracking import MlflowClient
+from torch.utils.data import DataLoader, TensorDataset
 
-from sweeplab.record import CHECKPOINT_ARTIFACT, RUN_ATTR
+from sweeplab.record import CHECKPOINT_ARTIFACT, FINETUNE_PREFIX, RUN_ATTR
 from sweeplab.run import run_study
 from sweeplab.spec import StudyError, load_study, parse_study
+from sweeplab_modules.registry import build_model
+from sweeplab_modules.tasks.contrastive import ContrastiveLearning
+from sweeplab_modules.training import TrainingConfig
 
 # FNO-2D on tiny Darcy data; after one epoch (not the trainer's two), the second stage fine-tunes the projection
 # alone for two more with another loss and lr.
@@ -136,3 +141,30 @@ def test_validate_names_the_stage_without_importing_torch(tmp_path: Path) -> Non
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert done.stdout.splitlines()[-1] == "0 False"
     assert "a finetune stage (0 searched)" in done.stdout
+
+
+class _Labelled(pl.LightningDataModule):
+    """Twelve labelled vectors of three classes, every split the same: what a task's validation needs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(0)
+        x = torch.randn(12, 6, generator=generator)
+        self.splits = {name: (x, torch.eye(3)[torch.arange(12) % 3]) for name in ("train", "val")}
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(TensorDataset(*self.splits["val"]), batch_size=6)
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_every_metric_a_task_logs_takes_the_stage_prefix(tmp_path: Path) -> None:
+    # The probe and k-NN accuracies are logged once per epoch, not as batch means: they too take the prefix.
+    model = build_model("contrastive_mlp", 6, 3, width=8, depth=1, projection_dim=4)
+    task = ContrastiveLearning(model, TrainingConfig(), in_channels=6, out_channels=3)
+    task.continue_with(TrainingConfig(), FINETUNE_PREFIX)
+    trainer = pl.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    (logged,) = trainer.validate(task, datamodule=_Labelled(), verbose=False)
+    assert {"val_loss", "val_probe_pre", "val_probe_post", "val_knn_pre", "val_knn_post"} == {
+        name.removeprefix(FINETUNE_PREFIX) for name in logged if name.startswith(FINETUNE_PREFIX)
+    }
+    assert not [name for name in logged if not name.startswith(FINETUNE_PREFIX)]

@@ -19,8 +19,8 @@ class SweepTask(pl.LightningModule):
     """Wraps an architecture (``self.model``) and owns optimiser and schedule.
 
     Subclasses implement ``shared_step(batch, stage) -> loss`` and record their metrics as ``<stage>_<name>``
-    (the names their TaskEntry declares) with ``log_epoch_mean``, which logs each once per epoch (with the
-    stage's ``metric_prefix`` in a later stage of the trial).
+    (the names their TaskEntry declares) with ``log_epoch_mean``, which logs each once per epoch, or, for a value
+    of the whole epoch, ``log_metric``; both add the stage's ``metric_prefix`` in a later stage of the trial.
     """
 
     def __init__(self, model: nn.Module, training: TrainingConfig) -> None:
@@ -46,10 +46,15 @@ class SweepTask(pl.LightningModule):
         total, count = self._epoch_sums.get(name, (0.0, 0))
         self._epoch_sums[name] = (total + value.detach() * batch_size, count + batch_size)
 
+    def log_metric(self, name: str, value: Tensor | float) -> None:
+        """Log ``value`` as ``name`` for the epoch, under the training stage's ``metric_prefix``: every metric a task
+        records goes through here, so that a later stage's objective (``finetune/val_probe_pre``) is logged."""
+        self.log(self.metric_prefix + name, value, on_epoch=True)
+
     def _log_epoch_means(self, stage: str) -> None:
         for name in [name for name in self._epoch_sums if name.startswith(f"{stage}_")]:
             total, count = self._epoch_sums.pop(name)
-            self.log(self.metric_prefix + name, total / count, on_epoch=True)
+            self.log_metric(name, total / count)
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch_means("train")

@@ -165,15 +165,15 @@ class ClassIncrementalLearning(LabelledTask):
 
     def _log_compatibility(self, stage: str) -> None:
         matrix = self.compatibility_matrix(stage)
-        self.log(f"{stage}_ac", average_compatibility(matrix), on_epoch=True)
-        self.log(f"{stage}_am", average_multimodel_accuracy(matrix), on_epoch=True)
+        self.log_metric(f"{stage}_ac", average_compatibility(matrix))
+        self.log_metric(f"{stage}_am", average_multimodel_accuracy(matrix))
         if len(matrix) > 1:
-            self.log(f"{stage}_ecc", empirical_compatibility(matrix, len(matrix) - 1, len(matrix) - 2), on_epoch=True)
+            self.log_metric(f"{stage}_ecc", empirical_compatibility(matrix, len(matrix) - 1, len(matrix) - 2))
             margins = [empirical_compatibility(matrix, i, j) for i in range(len(matrix)) for j in range(i)]
-            self.log(f"{stage}_ecc_min", min(margins), on_epoch=True)
+            self.log_metric(f"{stage}_ecc_min", min(margins))
         if stage == "test":
             for i, j in zip(*np.tril_indices(len(matrix)), strict=True):
-                self.log(f"test_c_{i}_{j}", float(matrix[i, j]), on_epoch=True)
+                self.log_metric(f"test_c_{i}_{j}", float(matrix[i, j]))
 
 
 class ZeroShotStitching(LabelledTask):
@@ -261,5 +261,5 @@ class TransferClassification(LabelledTask):
         train_labels, eval_labels = train_labels[held_train], eval_labels[held_eval]
         probe = linear_probe_accuracy(train_features, train_labels, eval_features, eval_labels)
         knn = knn_accuracy(train_features, train_labels, eval_features, eval_labels, KNN_NEIGHBOURS)
-        self.log(f"{stage}_probe_transfer", probe, on_epoch=True)
-        self.log(f"{stage}_knn_transfer", knn, on_epoch=True)
+        self.log_metric(f"{stage}_probe_transfer", probe)
+        self.log_metric(f"{stage}_knn_transfer", knn)

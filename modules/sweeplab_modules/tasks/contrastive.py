@@ -82,8 +82,8 @@ class ContrastiveLearning(LabelledTask):
         for which, train_features, eval_features in (("pre", train_h, eval_h), ("post", train_z, eval_z)):
             probe = linear_probe_accuracy(train_features, train_labels, eval_features, eval_labels)
             knn = knn_accuracy(train_features, train_labels, eval_features, eval_labels, KNN_NEIGHBOURS)
-            self.log(f"{stage}_probe_{which}", probe, on_epoch=True)
-            self.log(f"{stage}_knn_{which}", knn, on_epoch=True)
+            self.log_metric(f"{stage}_probe_{which}", probe)
+            self.log_metric(f"{stage}_knn_{which}", knn)
 
     def _features(self, x: Tensor) -> tuple[Tensor, Tensor]:
         both = self.embed(lambda batch: torch.cat(self.model(batch), dim=1), x)
