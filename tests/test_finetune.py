@@ -19,7 +19,12 @@ from sweeplab.record import CHECKPOINT_ARTIFACT, FINETUNE_PREFIX, RUN_ATTR
 from sweeplab.run import run_study
 from sweeplab.spec import StudyError, load_study, parse_study
 from sweeplab_modules.registry import build_model
+from sweeplab_modules.tasks.assimilation import StateAssimilation
+from sweeplab_modules.tasks.base import SweepTask
+from sweeplab_modules.tasks.classification import ClassIncrementalLearning
 from sweeplab_modules.tasks.contrastive import ContrastiveLearning
+from sweeplab_modules.tasks.operator import OperatorLearning
+from sweeplab_modules.tasks.proximal import ProximalDenoising
 from sweeplab_modules.training import TrainingConfig
 
 # FNO-2D on tiny Darcy data; after one epoch (not the trainer's two), the second stage fine-tunes the projection
@@ -168,3 +173,23 @@ def test_every_metric_a_task_logs_takes_the_stage_prefix(tmp_path: Path) -> None
         name.removeprefix(FINETUNE_PREFIX) for name in logged if name.startswith(FINETUNE_PREFIX)
     }
     assert not [name for name in logged if not name.startswith(FINETUNE_PREFIX)]
+
+
+@pytest.mark.parametrize(
+    ("task_class", "first", "then"),
+    [
+        (OperatorLearning, "rel_l2", "mse"),
+        (StateAssimilation, "rel_l2", "mse"),
+        (ContrastiveLearning, "simclr", "supcon"),
+        (ClassIncrementalLearning, "cross_entropy", "hoc"),
+        (ProximalDenoising, "l2", "proximal_matching"),
+    ],
+)
+def test_a_later_stage_trains_with_its_own_loss(task_class: type[SweepTask], first: str, then: str) -> None:
+    task = task_class(torch.nn.Linear(2, 2), TrainingConfig(loss=first), in_channels=2, out_channels=2)
+    task.continue_with(TrainingConfig(loss=then), FINETUNE_PREFIX)
+    assert task.loss_name == then
+    if hasattr(task, "loss_function"):  # the loss computed is the new one: the mean squared error of 1 is 1
+        assert float(task.loss_function(torch.ones(1, 2, 2), torch.zeros(1, 2, 2))) == 1.0
+    with pytest.raises(ValueError, match="loss must be one of"):
+        task.continue_with(TrainingConfig(loss="l3"), FINETUNE_PREFIX)

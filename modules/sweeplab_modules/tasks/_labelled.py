@@ -31,9 +31,6 @@ class LabelledTask(SweepTask):
 
     def __init__(self, model: nn.Module, training: TrainingConfig, in_channels: int) -> None:
         super().__init__(model, training)
-        self.loss_name = training.loss or self.LOSSES[0]
-        if self.loss_name not in self.LOSSES:
-            raise ValueError(f"loss must be one of {self.LOSSES}, got {self.loss_name!r}")
         self.input_normalizer = ChannelNormalizer(in_channels)
 
     def setup(self, stage: str) -> None:

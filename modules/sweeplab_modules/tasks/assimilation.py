@@ -10,7 +10,8 @@ from torch import Tensor, nn
 
 from sweeplab_modules.losses import relative_l2
 from sweeplab_modules.tasks.base import SweepTask
-from sweeplab_modules.tasks.operator import LOSSES, ChannelNormalizer
+from sweeplab_modules.tasks.operator import LOSSES as LOSS_FUNCTIONS
+from sweeplab_modules.tasks.operator import ChannelNormalizer
 from sweeplab_modules.training import TrainingConfig
 
 __all__ = ["StateAssimilation"]
@@ -28,15 +29,17 @@ class StateAssimilation(SweepTask):
     data's sensor count (and that count).
     """
 
+    LOSSES = ("rel_l2", "mse")
+
     def __init__(self, model: nn.Module, training: TrainingConfig, in_channels: int, out_channels: int) -> None:
         super().__init__(model, training)
-        self.loss_name = training.loss or "rel_l2"
-        if self.loss_name not in ("rel_l2", "mse"):
-            raise ValueError(f"loss must be 'rel_l2' or 'mse', got {self.loss_name!r}")
-        self.loss_function = LOSSES[self.loss_name]
         self.horizon = out_channels
         self.normalizer = ChannelNormalizer(1)
         self.sensor_counts: list[int] = []
+
+    def choose_loss(self, loss: str | None) -> None:
+        super().choose_loss(loss)
+        self.loss_function = LOSS_FUNCTIONS[self.loss_name]
 
     def setup(self, stage: str) -> None:
         splits = self.trainer.datamodule.splits

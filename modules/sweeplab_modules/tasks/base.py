@@ -21,7 +21,13 @@ class SweepTask(pl.LightningModule):
     Subclasses implement ``shared_step(batch, stage) -> loss`` and record their metrics as ``<stage>_<name>``
     (the names their TaskEntry declares) with ``log_epoch_mean``, which logs each once per epoch, or, for a value
     of the whole epoch, ``log_metric``; both add the stage's ``metric_prefix`` in a later stage of the trial.
+    A task that trains with a choice of losses names them in ``LOSSES`` and reads ``loss_name`` when it computes
+    its loss, so that a later stage can change it.
     """
+
+    LOSSES: tuple[str, ...] = ()
+    """The values of ``TrainingConfig.loss`` the task trains with, its default first; empty: the task's loss is its
+    own (``choose_loss`` leaves it alone)."""
 
     def __init__(self, model: nn.Module, training: TrainingConfig) -> None:
         super().__init__()
@@ -29,13 +35,24 @@ class SweepTask(pl.LightningModule):
         self.training_config = training
         self.metric_prefix = ""
         self._epoch_sums: dict[str, tuple[Tensor, int]] = {}
+        self.choose_loss(training.loss)
+
+    def choose_loss(self, loss: str | None) -> None:
+        """Train with ``loss`` (None: the default) from the next fit on; a task whose loss needs more than its name
+        (a function, a model that supports it) extends this."""
+        if not self.LOSSES:
+            return
+        if loss is not None and loss not in self.LOSSES:
+            raise ValueError(f"loss must be one of {self.LOSSES}, got {loss!r}")
+        self.loss_name = loss or self.LOSSES[0]
 
     def continue_with(self, training: TrainingConfig, metric_prefix: str) -> None:
         """Train on in a later stage of the trial: ``training``'s settings (the next fit makes its optimiser and
-        schedule from them) and metric names prefixed by ``metric_prefix`` (``finetune/val_rel_l2``). A task whose
-        loss follows the settings extends it."""
+        schedule from them, and trains with its loss) and metric names prefixed by ``metric_prefix``
+        (``finetune/val_rel_l2``)."""
         self.training_config = training
         self.metric_prefix = metric_prefix
+        self.choose_loss(training.loss)
 
     def log_epoch_mean(self, name: str, value: Tensor, batch_size: int) -> None:
         """Add a batch's mean ``value`` to the epoch mean logged as ``name`` when the epoch of its stage ends.

@@ -42,9 +42,12 @@ class ContrastiveLearning(LabelledTask):
     def __init__(self, model: ContrastiveNet, training: TrainingConfig, in_channels: int, out_channels: int) -> None:
         super().__init__(model, training, in_channels)
         self.model: ContrastiveNet
-        if self.loss_name == "hydra" and not isinstance(model, HydraConvNet):
+
+    def choose_loss(self, loss: str | None) -> None:
+        super().choose_loss(loss)
+        if self.loss_name == "hydra" and not isinstance(self.model, HydraConvNet):
             raise ValueError(
-                f"the hydra loss needs a model with a class-pair gate (hydra_cnn), got {type(model).__name__}"
+                f"the hydra loss needs a model with a class-pair gate (hydra_cnn), got {type(self.model).__name__}"
             )
 
     def shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:

@@ -43,10 +43,10 @@ class ConjugateDirectionLearning(SweepTask):
     invariant to the scale of the output, and the solver feeds unit-norm residuals as in training.
     """
 
+    LOSSES = ("residual",)
+
     def __init__(self, model: nn.Module, training: TrainingConfig, in_channels: int, out_channels: int) -> None:
         super().__init__(model, training)
-        if training.loss not in (None, "residual"):
-            raise ValueError(f"loss must be 'residual' (the DCDM paper's), got {training.loss!r}")
 
     def forward(self, x: Tensor) -> Tensor:
         # The network sees the residual at unit RMS and log a less its mean: the direction A^-1 r does not depend

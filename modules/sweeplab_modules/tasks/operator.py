@@ -79,23 +79,18 @@ class OperatorLearning(SweepTask):
     standard deviation over all snapshots, so that a prediction can be fed back at any position of the window.
     """
 
+    LOSSES = (*LOSSES, *PHYSICS_LOSSES)
+
     def __init__(self, model: nn.Module, training: TrainingConfig, in_channels: int, out_channels: int) -> None:
         super().__init__(model, training)
-        self._choose_loss(training)
         self.input_normalizer = ChannelNormalizer(in_channels)
         self.output_normalizer = ChannelNormalizer(out_channels)
         # A sweeplab.data.TimeWindow (the platform's type; modules do not import the platform), set in setup.
         self.time_window: Any = None
 
-    def _choose_loss(self, training: TrainingConfig) -> None:
-        self.loss_name = training.loss or "rel_l2"
-        if self.loss_name not in LOSSES and self.loss_name not in PHYSICS_LOSSES:
-            raise ValueError(f"loss must be one of {(*LOSSES, *PHYSICS_LOSSES)}, got {self.loss_name!r}")
+    def choose_loss(self, loss: str | None) -> None:
+        super().choose_loss(loss)
         self.loss_function: Callable[[Tensor, Tensor], Tensor] = LOSSES.get(self.loss_name, _physics_unbound)
-
-    def continue_with(self, training: TrainingConfig, metric_prefix: str) -> None:
-        super().continue_with(training, metric_prefix)
-        self._choose_loss(training)
 
     def _bind_physics(self, physics: Mapping[str, float] | None) -> None:
         if self.loss_name not in PHYSICS_LOSSES:

@@ -55,14 +55,13 @@ class ProximalDenoising(SweepTask):
     ``<stage>_convexity_violation`` (``convexity_violations`` of the potential on the split's inputs).
     """
 
+    LOSSES = LOSSES
+
     def __init__(
         self, model: LearnedProximalNetwork, training: TrainingConfig, in_channels: int, out_channels: int
     ) -> None:
         super().__init__(model, training)
         self.model: LearnedProximalNetwork
-        self.loss_name = training.loss or LOSSES[0]
-        if self.loss_name not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss_name!r}")
         self.channels = in_channels
 
     @property
