@@ -15,7 +15,7 @@ from conftest import write_study
 from mlflow.tracking import MlflowClient
 from torch.utils.data import DataLoader, TensorDataset
 
-from sweeplab.record import CHECKPOINT_ARTIFACT, FINETUNE_PREFIX, RUN_ATTR
+from sweeplab.record import CHECKPOINT_ARTIFACT, FINETUNE_PREFIX, REASON_ATTR, RUN_ATTR
 from sweeplab.run import run_study
 from sweeplab.spec import StudyError, load_study, parse_study
 from sweeplab_modules.registry import build_model
@@ -193,3 +193,15 @@ def test_a_later_stage_trains_with_its_own_loss(task_class: type[SweepTask], fir
         assert float(task.loss_function(torch.ones(1, 2, 2), torch.zeros(1, 2, 2))) == 1.0
     with pytest.raises(ValueError, match="loss must be one of"):
         task.continue_with(TrainingConfig(loss="l3"), FINETUNE_PREFIX)
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_a_trainable_name_the_model_lacks_fails_the_trial_before_it_trains(tmp_path: Path) -> None:
+    # The checker reads the first part (an attribute of the class); the index is only known of the built model.
+    storage, tracking = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
+    study = load_study(write_study(tmp_path, STUDY.replace("[projection]", "[projection.9]")))
+    run_study(study, storage=storage, tracking_uri=tracking)
+    (trial,) = optuna.load_study(study_name=study.name, storage=storage).get_trials()
+    assert trial.state == optuna.trial.TrialState.FAIL
+    assert "projection.9 names no parameter of FNO" in trial.user_attrs[REASON_ATTR]
+    assert not MlflowClient(tracking).get_run(trial.user_attrs[RUN_ATTR]).data.metrics  # no epoch was trained

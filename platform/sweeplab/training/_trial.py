@@ -109,6 +109,8 @@ def fit_task(
     stage = _Stage(context, datamodule, logger, gradient_clip_val, [*context.callbacks, *extra_callbacks])
     finetune = context.plan.finetune
     first_epochs = finetune.after_epochs if finetune is not None and finetune.after_epochs else trainer_spec.max_epochs
+    # Resolved before the first stage trains: a name that matches nothing fails the trial now, not after it.
+    trainable = _trainable_parameters(task, finetune) if finetune is not None else None
     trainer = stage.trainer(first_epochs)
     # The loss actually used: a study that leaves it to the task's default records that default, not None.
     n_params = task.n_params
@@ -117,7 +119,8 @@ def fit_task(
     fit_seconds = stage.fit_and_test(trainer, task)
     epochs = trainer.current_epoch
     if finetune is not None:
-        _freeze_all_but(task, finetune)
+        for name, parameter in task.model.named_parameters():
+            parameter.requires_grad_(trainable is None or name in trainable)
         task.continue_with(finetune.training, FINETUNE_PREFIX)
         datamodule.batch_size = finetune.training.batch_size
         logger.step_offset = epochs
@@ -176,10 +179,10 @@ class _Stage:
         return fit_seconds
 
 
-def _freeze_all_but(task: SweepTask, finetune: FinetunePlan) -> None:
-    """Only the model's parameters that ``finetune.trainable`` names (a parameter, or a module's) train on."""
+def _trainable_parameters(task: SweepTask, finetune: FinetunePlan) -> set[str] | None:
+    """The model's parameters that ``finetune.trainable`` names (a parameter, or a module's); None: all of them."""
     if not finetune.trainable:
-        return
+        return None
     names = [name for name, _ in task.model.named_parameters()]
 
     def named(name: str, given: str) -> bool:
@@ -192,8 +195,7 @@ def _freeze_all_but(task: SweepTask, finetune: FinetunePlan) -> None:
             f"finetune.trainable: {', '.join(unknown)} names no parameter of {type(task.model).__name__} "
             f"(its modules: {', '.join(modules)})"
         )
-    for name, parameter in task.model.named_parameters():
-        parameter.requires_grad_(any(named(name, given) for given in finetune.trainable))
+    return {name for name in names if any(named(name, given) for given in finetune.trainable)}
 
 
 def _device_name(trainer: pl.Trainer) -> str:
