@@ -205,3 +205,17 @@ def test_a_trainable_name_the_model_lacks_fails_the_trial_before_it_trains(tmp_p
     assert trial.state == optuna.trial.TrialState.FAIL
     assert "projection.9 names no parameter of FNO" in trial.user_attrs[REASON_ATTR]
     assert not MlflowClient(tracking).get_run(trial.user_attrs[RUN_ATTR]).data.metrics  # no epoch was trained
+
+
+def test_a_physics_loss_needs_two_snapshots_per_model_call() -> None:
+    # The residual differentiates in time across the snapshots of one call: autoregressive step 1 gives one.
+    text = (Path(__file__).parents[1] / "studies" / "navier_stokes_sfno.yaml").read_text()
+    autoregressive = text.replace("    seed: 0\n\nmodels", "    seed: 0\n    mode: autoregressive\n\nmodels")
+    with pytest.raises(StudyError) as raised:
+        parse_study(autoregressive, "sfno.yaml")
+    (issue,) = [issue for issue in raised.value.issues if issue.location == ("finetune", "search", "loss")]
+    lines = autoregressive.splitlines()
+    line = 1 + next(index for index, row in enumerate(lines) if "loss: vorticity_residual" in row)
+    assert issue.line == line and "2 snapshots per model call, the data give 1" in issue.message
+    two_steps = autoregressive.replace("mode: autoregressive", "mode: autoregressive\n    step: 2")
+    assert parse_study(two_steps, "sfno.yaml").finetune is not None

@@ -206,6 +206,8 @@ class _Checker:
         self.data_dims = 0
         self.physics = False
         """Whether the data set states its equation's coefficients (physics losses need them)."""
+        self.out_channels = 0
+        """The model's output channels: for a time series, the snapshots one call predicts."""
 
     def fail(self, location: Location, message: str) -> None:
         self.issues.append(SpecIssue(location, message))
@@ -284,7 +286,9 @@ class _Checker:
         self.grids = (("resolution", resolution),) if resolution else ()
         self.grids += tuple(("test_resolutions", size) for size in self.test_resolutions)
         self.data_dims = entry.dims(params)
-        return entry, params.model_dump(mode="json"), entry.model_channels(params)
+        channels = entry.model_channels(params)
+        self.out_channels = channels[1]
+        return entry, params.model_dump(mode="json"), channels
 
     def _check_data_dir(self, folder: Path) -> None:
         """The cache folder, or the nearest part of its path that exists, must be a folder (it is created)."""
@@ -458,6 +462,13 @@ class _Checker:
                     where + ("loss",),
                     f"{value} is a residual of the data's equation: data set {self.spec.data.name!r} states none "
                     "(navier_stokes does)",
+                )
+            elif value in task.physics_losses and self.out_channels < 2:
+                # The residual's time derivative is a difference of the snapshots of one model call.
+                self.fail(
+                    where + ("loss",),
+                    f"{value} needs at least 2 snapshots per model call, the data give {self.out_channels} "
+                    "(in autoregressive mode, set data.params.step >= 2 or use mode: all_at_once)",
                 )
 
     def _check_finetune(self, task: TaskEntry | None, models: list[ModelPlan]) -> FinetuneStage | None:
