@@ -11,13 +11,14 @@ import optuna
 import pytest
 import pytorch_lightning as pl
 import torch
-from conftest import write_study
+from conftest import bare_trainer, write_study
 from mlflow.tracking import MlflowClient
-from torch.utils.data import DataLoader, TensorDataset
 
+from sweeplab.data.datamodule import InMemoryBatches
 from sweeplab.record import CHECKPOINT_ARTIFACT, FINETUNE_PREFIX, REASON_ATTR, RUN_ATTR
 from sweeplab.run import run_study
 from sweeplab.spec import StudyError, load_study, parse_study
+from sweeplab.training._callbacks import PruningCallback
 from sweeplab_modules.registry import build_model
 from sweeplab_modules.tasks.assimilation import StateAssimilation
 from sweeplab_modules.tasks.base import SweepTask
@@ -157,8 +158,8 @@ class _Labelled(pl.LightningDataModule):
         x = torch.randn(12, 6, generator=generator)
         self.splits = {name: (x, torch.eye(3)[torch.arange(12) % 3]) for name in ("train", "val")}
 
-    def val_dataloader(self) -> DataLoader:
-        return DataLoader(TensorDataset(*self.splits["val"]), batch_size=6)
+    def val_dataloader(self) -> InMemoryBatches:
+        return InMemoryBatches(*self.splits["val"], batch_size=6, shuffle=False)
 
 
 @pytest.mark.usefixtures("one_torch_thread")
@@ -166,7 +167,7 @@ def test_every_metric_a_task_logs_takes_the_stage_prefix(tmp_path: Path) -> None
     # The probe and k-NN accuracies are logged once per epoch, not as batch means: they too take the prefix.
     model = build_model("contrastive_mlp", 6, 3, width=8, depth=1, projection_dim=4)
     task = ContrastiveLearning(model, TrainingConfig(), in_channels=6, out_channels=3)
-    task.continue_with(TrainingConfig(), FINETUNE_PREFIX)
+    task.continue_with(TrainingConfig(), FINETUNE_PREFIX, 1)
     trainer = pl.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
     (logged,) = trainer.validate(task, datamodule=_Labelled(), verbose=False)
     assert {"val_loss", "val_probe_pre", "val_probe_post", "val_knn_pre", "val_knn_post"} == {
@@ -187,12 +188,12 @@ def test_every_metric_a_task_logs_takes_the_stage_prefix(tmp_path: Path) -> None
 )
 def test_a_later_stage_trains_with_its_own_loss(task_class: type[SweepTask], first: str, then: str) -> None:
     task = task_class(torch.nn.Linear(2, 2), TrainingConfig(loss=first), in_channels=2, out_channels=2)
-    task.continue_with(TrainingConfig(loss=then), FINETUNE_PREFIX)
+    task.continue_with(TrainingConfig(loss=then), FINETUNE_PREFIX, 1)
     assert task.loss_name == then
     if hasattr(task, "loss_function"):  # the loss computed is the new one: the mean squared error of 1 is 1
         assert float(task.loss_function(torch.ones(1, 2, 2), torch.zeros(1, 2, 2))) == 1.0
     with pytest.raises(ValueError, match="loss must be one of"):
-        task.continue_with(TrainingConfig(loss="l3"), FINETUNE_PREFIX)
+        task.continue_with(TrainingConfig(loss="l3"), FINETUNE_PREFIX, 1)
 
 
 @pytest.mark.usefixtures("one_torch_thread")
@@ -219,3 +220,24 @@ def test_a_physics_loss_needs_two_snapshots_per_model_call() -> None:
     assert issue.line == line and "2 snapshots per model call, the data give 1" in issue.message
     two_steps = autoregressive.replace("mode: autoregressive", "mode: autoregressive\n    step: 2")
     assert parse_study(two_steps, "sfno.yaml").finetune is not None
+
+
+class _Regression(SweepTask):
+    def shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+        x, y = batch
+        loss = ((self.model(x) - y) ** 2).mean()
+        self.log_epoch_mean(f"{stage}_loss", loss, len(x))
+        return loss
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_a_later_stage_reports_to_optuna_at_the_trials_epochs() -> None:
+    # After 3 epochs of the first stage, the second's epochs 0 and 1 are the trial's 3 and 4, as in MLflow.
+    trial = optuna.create_study().ask()
+    task = _Regression(torch.nn.Linear(1, 1), TrainingConfig())
+    task.continue_with(TrainingConfig(), FINETUNE_PREFIX, 3)
+    x = torch.linspace(0, 1, 8).unsqueeze(1)
+    batches = InMemoryBatches(x, 2 * x, batch_size=4, shuffle=False)
+    pruning = PruningCallback(trial, FINETUNE_PREFIX + "val_loss")
+    bare_trainer(callbacks=[pruning]).fit(task, train_dataloaders=batches, val_dataloaders=batches)
+    assert sorted(trial.storage.get_trial(trial._trial_id).intermediate_values) == [3, 4]

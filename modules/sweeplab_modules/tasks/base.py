@@ -34,6 +34,8 @@ class SweepTask(pl.LightningModule):
         self.model = model
         self.training_config = training
         self.metric_prefix = ""
+        self.epochs_before = 0
+        """The epochs of the trial's earlier stages: this stage's epoch 0 is the trial's epoch ``epochs_before``."""
         self._epoch_sums: dict[str, tuple[Tensor, int]] = {}
         self.choose_loss(training.loss)
 
@@ -46,12 +48,13 @@ class SweepTask(pl.LightningModule):
             raise ValueError(f"loss must be one of {self.LOSSES}, got {loss!r}")
         self.loss_name = loss or self.LOSSES[0]
 
-    def continue_with(self, training: TrainingConfig, metric_prefix: str) -> None:
-        """Train on in a later stage of the trial: ``training``'s settings (the next fit makes its optimiser and
-        schedule from them, and trains with its loss) and metric names prefixed by ``metric_prefix``
-        (``finetune/val_rel_l2``)."""
+    def continue_with(self, training: TrainingConfig, metric_prefix: str, epochs_before: int) -> None:
+        """Train on in a later stage of the trial, after ``epochs_before`` epochs: ``training``'s settings (the next
+        fit makes its optimiser and schedule from them, and trains with its loss) and metric names prefixed by
+        ``metric_prefix`` (``finetune/val_rel_l2``)."""
         self.training_config = training
         self.metric_prefix = metric_prefix
+        self.epochs_before = epochs_before
         self.choose_loss(training.loss)
 
     def log_epoch_mean(self, name: str, value: Tensor, batch_size: int) -> None:

@@ -12,6 +12,8 @@ import optuna
 import pytorch_lightning as pl
 import torch
 
+from sweeplab_modules.tasks.base import SweepTask
+
 
 class StudyInterrupted(BaseException):
     """Raised inside a trial when the user interrupts the study (a BaseException, so no ``except Exception``
@@ -27,7 +29,7 @@ class PruningCallback(pl.Callback):
 
     Written for ``pytorch_lightning`` (optuna-integration's callback subclasses ``lightning.pytorch`` classes,
     which a ``pytorch_lightning.Trainer`` rejects). Only global rank 0 would report under DDP; the runner trains
-    one process per trial.
+    one process per trial. Optuna's step is the trial's epoch, counted on across its training stages (as MLflow's).
     """
 
     def __init__(self, trial: optuna.Trial, metric: str) -> None:
@@ -47,7 +49,8 @@ class PruningCallback(pl.Callback):
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or self.metric not in trainer.callback_metrics:
             return
-        epoch = trainer.current_epoch  # Optuna's step; messages count epochs from 1, as the progress display does
+        # Optuna's step; messages count epochs from 1, as the progress display does
+        epoch = trainer.current_epoch + (pl_module.epochs_before if isinstance(pl_module, SweepTask) else 0)
         value = float(trainer.callback_metrics[self.metric])
         if not math.isfinite(value):
             raise NonFiniteLoss(f"{self.metric} is not finite ({value}) at epoch {epoch + 1}")

@@ -121,7 +121,7 @@ def fit_task(
     if finetune is not None:
         for name, parameter in task.model.named_parameters():
             parameter.requires_grad_(trainable is None or name in trainable)
-        task.continue_with(finetune.training, FINETUNE_PREFIX)
+        task.continue_with(finetune.training, FINETUNE_PREFIX, epochs)
         datamodule.batch_size = finetune.training.batch_size
         logger.step_offset = epochs
         trainer = stage.trainer(finetune.max_epochs)
