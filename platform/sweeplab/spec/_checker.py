@@ -488,8 +488,9 @@ class _Checker:
         for index, name in enumerate(finetune.trainable):
             self._check_trainable(("finetune", "trainable", index), name, models)
         if self.spec.sampler.name == "grid":
-            for d in [d for d in searched if not d.discrete]:
-                self.fail(("finetune", "search", d.target), "a grid needs discrete values: give choices or a step")
+            for d in [d for d in dimensions + searched if not d.discrete]:
+                at = ("finetune", d.target) if d.target in epochs else ("finetune", "search", d.target)
+                self.fail(at, "a grid needs discrete values: give choices or a step")
         if self.spec.hyperparameters:
             self.fail(("finetune",), "a study with regularisation hyperparameters trains in one stage")
         return FinetuneStage(tuple(finetune.trainable), fixed | settings, tuple(dimensions + searched))
