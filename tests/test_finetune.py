@@ -135,6 +135,8 @@ def test_the_second_stage_trains_only_what_it_names_and_logs_under_its_prefix(tm
     # Its loss is rel_h1 (the first stage's rel_l2), and its curves continue the first stage's epochs.
     assert staged["finetune/val_loss"] == staged["finetune/val_rel_h1"] and staged["val_loss"] == staged["val_rel_l2"]
     assert [m.step for m in client.get_metric_history(run_id, "finetune/val_loss")] == [1, 2]
+    (trial,) = optuna.load_study(study_name="two-stage", storage=f"sqlite:///{tmp_path}/staged/optuna.db").trials
+    assert sorted(trial.intermediate_values) == [1, 2]  # the pruner's steps are MLflow's
     assert staged["epochs"] == 3
 
 
