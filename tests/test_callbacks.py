@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 import pytorch_lightning as pl
@@ -83,16 +84,42 @@ def test_a_median_pruner_is_not_asked_in_its_warm_up_epochs_and_prunes_as_optuna
     values = {step: 0.1 for step in range(5)}
     study.add_trial(optuna.trial.create_trial(value=0.1, intermediate_values=values))
     trial = study.ask()
-    asked: list[int] = []
-    should_prune = trial.should_prune
-    trial.should_prune = lambda: asked.append(len(asked)) or should_prune()  # type: ignore[method-assign]
+    reads: list[object] = []
+    get_trials = study.get_trials
+    study.get_trials = lambda *args, **kwargs: reads.append(kwargs) or get_trials(*args, **kwargs)  # type: ignore[method-assign]
     data = torch.zeros(4, 1)
     batches = InMemoryBatches(data, data, batch_size=2, shuffle=False)
     trainer = bare_trainer(max_epochs=5, callbacks=[PruningCallback(trial, "val_loss")])
     with pytest.raises(optuna.TrialPruned, match="pruned after epoch 4"):  # Optuna's first step past the warm-up
         trainer.fit(ConstantValidation(), train_dataloaders=batches, val_dataloaders=batches)
-    assert len(asked) == 1  # epochs 1-3 decided without reading the study
+    assert len(reads) == 1  # epochs 1-3 decided without reading the study
     assert sorted(study.trials[-1].intermediate_values) == [0, 1, 2, 3]  # every epoch still reported
+
+
+def test_the_median_pruner_decides_on_recent_complete_trials_as_on_the_storage() -> None:
+    import optuna
+    from optuna.trial import TrialState
+
+    from sweeplab.training._callbacks import RecentCompleteTrials
+
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=2)
+    study = optuna.create_study(pruner=pruner)
+    for final in (0.2, 0.4, 0.6):
+        curve = {step: final + 0.1 * (5 - step) for step in range(6)}
+        study.add_trial(optuna.trial.create_trial(value=final, intermediate_values=curve))
+    trial = study.ask()
+    recent = RecentCompleteTrials(study, max_age=0.3)
+    reported: dict[int, float] = {}
+    for step, value in enumerate([0.9, 0.75, 0.62, 0.45, 0.62, 0.7]):  # above and below the median by turns
+        trial.report(value, step)
+        reported[step] = value
+        this_trial = optuna.trial.create_trial(state=TrialState.RUNNING, intermediate_values=reported)
+        assert pruner.prune(recent, this_trial) == trial.should_prune(), step
+    # A trial that completes after a read is seen once the read is max_age old.
+    study.add_trial(optuna.trial.create_trial(value=0.1, intermediate_values={0: 0.1}))
+    assert len(recent.get_trials(states=(TrialState.COMPLETE,))) == 3
+    time.sleep(0.35)
+    assert len(recent.get_trials(states=(TrialState.COMPLETE,))) == 4
 
 
 def test_guard_reads_the_accumulated_check_every_k_steps() -> None:
