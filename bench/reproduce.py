@@ -13,7 +13,7 @@ it). For Burgers, ``fno1d-independent[:PRESET]`` trains the baseline: an indepen
 the FNO authors' 1D formulation (``bench/_reference_fno1d.py``) with the same network as the study's ``fno1d`` preset
 (or PRESET), on the same cached arrays, seed, batch size, learning rate and schedule; its per-epoch progress goes to
 ``independent.jsonl`` in ``--out``. ``--report DIR ...`` prints the table of runs in those folders, finished or not
-(a running trial shows its last validation error and epoch). ``--epochs``/``--data`` shrink a run for a dry run.
+(a running trial shows its last validation error and epoch), then the validation curves by epoch. ``--epochs``/``--data`` shrink a run for a dry run.
 
     python bench/reproduce.py [--problem darcy|burgers] [--models fno2d unet2d lsm mgno] [--epochs 500]
         [--data n_train=20 ...] [--threads 1] [--out DIR]
@@ -267,6 +267,41 @@ def run_independent(out: Path, spec: dict, preset: str | None) -> None:
     (out / INDEPENDENT_RESULT).write_text(json.dumps(summary, indent=1) + "\n")
 
 
+def validation_curves(out: Path) -> dict[str, list[float]]:
+    """Each run's validation relative L2 after each epoch so far, by model label."""
+    curves = {}
+    log = out / INDEPENDENT_LOG
+    if log.exists():
+        header, *epochs = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        curves[header["label"]] = [record["val_rel_l2"] for record in epochs]
+    if (out / "mlflow.db").exists():
+        from mlflow.tracking import MlflowClient
+
+        spec = yaml.safe_load((out / "study.yaml").read_text())
+        presets = {model["name"]: model.get("preset") for model in spec["models"]}
+        client = MlflowClient(f"sqlite:///{out}/mlflow.db")
+        experiment = client.get_experiment_by_name(spec["name"])
+        trial_runs = "tags.`sweeplab.role` = 'trial' AND tags.`sweeplab.state` != 'RETRIED'"
+        for run in client.search_runs([experiment.experiment_id], trial_runs) if experiment else []:
+            name = run.data.tags["sweeplab.architecture"]
+            history = sorted(client.get_metric_history(run.info.run_id, "val_rel_l2"), key=lambda m: m.step)
+            curves[f"{name}:{presets[name]}" if presets.get(name) else name] = [metric.value for metric in history]
+    return curves
+
+
+def curve_table(folders: list[Path], epochs: tuple[int, ...] = (1, 10, 25, 50, 100, 200, 300, 400, 500)) -> str:
+    """Validation relative L2 at the given epochs (those any run reached) and at each run's last epoch."""
+    curves = {label: curve for out in folders for label, curve in validation_curves(out).items()}
+    reached = [epoch for epoch in epochs if any(len(curve) >= epoch for curve in curves.values())]
+    lines = ["| model | " + "".join(f"epoch {epoch} | " for epoch in reached) + "last (epoch) |",
+             "| --- " * (len(reached) + 2) + "|"]
+    for label, curve in sorted(curves.items()):
+        cells = "".join(f"{curve[epoch - 1]:.4f} | " if len(curve) >= epoch else "- | " for epoch in reached)
+        last = f"{curve[-1]:.4f} ({len(curve)})" if curve else "-"
+        lines.append(f"| {label} | {cells}{last} |")
+    return "\n".join(lines)
+
+
 def table(folders: list[Path], problem: Problem) -> str:
     spec = yaml.safe_load(problem.study.read_text())
     rows = [row for out in folders for row in study_rows(out, problem) + independent_rows(out, problem)]
@@ -286,6 +321,8 @@ def main() -> None:
     problem = PROBLEMS[args.problem]
     if args.report:
         print(table(args.report, problem))
+        print("\nvalidation relative L2 by epoch:\n")
+        print(curve_table(args.report))
         return
     models = args.models or list(problem.default_models)
     independent = [token for token in models if split_model(token)[0] == INDEPENDENT]
