@@ -25,7 +25,14 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-__all__ = ["ReferenceFNO1d", "ReferenceSettings", "UnitGaussianNormalizer", "parameter_count", "relative_l2_per_sample", "train_reference"]
+__all__ = [
+    "ReferenceFNO1d",
+    "ReferenceSettings",
+    "UnitGaussianNormalizer",
+    "parameter_count",
+    "relative_l2_per_sample",
+    "train_reference",
+]
 
 _EPSILON = 1e-5  # the authors' normaliser's
 
@@ -139,8 +146,14 @@ class ReferenceResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def _mean_error(model: ReferenceFNO1d, x: Tensor, y: Tensor, inputs: UnitGaussianNormalizer,
-                outputs: UnitGaussianNormalizer, batch_size: int = 100) -> float:
+def _mean_error(
+    model: ReferenceFNO1d,
+    x: Tensor,
+    y: Tensor,
+    inputs: UnitGaussianNormalizer,
+    outputs: UnitGaussianNormalizer,
+    batch_size: int = 100,
+) -> float:
     model.eval()
     with torch.no_grad():
         errors = [

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 
 import numpy as np
 import yaml
@@ -22,7 +23,7 @@ import yaml
 from sweeplab.data import load_dataset
 from sweeplab.datagen.burgers import BurgersParams
 
-STUDY = "studies/burgers_operators_paper.yaml"
+STUDY = Path(__file__).resolve().parents[1] / "studies" / "burgers_operators_paper.yaml"
 
 
 def mode_power(fields: np.ndarray) -> np.ndarray:
@@ -35,7 +36,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", nargs="*", default=[], metavar="KEY=VALUE", help="override data parameters")
     args = parser.parse_args()
-    spec = yaml.safe_load(open(STUDY))
+    spec = yaml.safe_load(STUDY.read_text())
     params = spec["data"]["params"] | {k: yaml.safe_load(v) for k, _, v in (d.partition("=") for d in args.data)}
     data = load_dataset("burgers", params)
     recipe = BurgersParams.model_validate(params)
@@ -57,10 +58,14 @@ def main() -> None:
     fit = slice(8, 65)
     slope = np.polyfit(np.log(np.arange(size // 2 + 1)[fit]), np.log(measured_a[fit]), 1)[0]
     theory = np.polyfit(np.log(k[7:64]), np.log(variance_k[7:64]), 1)[0]
-    print(f"| a0 spectrum slope, k = 8..64 (log-log) | {slope:.2f} | {theory:.2f} (-2 gamma = {-2 * recipe.gamma:g} "
-          f"asymptotically) |")
-    print(f"| share of u(1)'s power outside k = 1 | {1 - measured_u[1] / measured_u[1:].sum():.2e} | "
-          f"{1 - (variance_k * damping)[0] / (variance_k * damping).sum():.2e} (heat part only) |")
+    print(
+        f"| a0 spectrum slope, k = 8..64 (log-log) | {slope:.2f} | {theory:.2f} (-2 gamma = {-2 * recipe.gamma:g} "
+        f"asymptotically) |"
+    )
+    print(
+        f"| share of u(1)'s power outside k = 1 | {1 - measured_u[1] / measured_u[1:].sum():.2e} | "
+        f"{1 - (variance_k * damping)[0] / (variance_k * damping).sum():.2e} (heat part only) |"
+    )
     # How far u(., 1) is from the heat equation's solution: the part of the map the nonlinear term makes.
     a_test, u_test = data.x_test[:, 0].astype(np.float64), data.y_test[:, 0].astype(np.float64)
     heat_damping = np.exp(-recipe.nu * (2 * np.pi * np.arange(size // 2 + 1)) ** 2 * recipe.final_time)

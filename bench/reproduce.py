@@ -1,4 +1,4 @@
-"""Reproduce published operator-learning errors: each architecture at its paper configuration, next to the paper's number.
+"""Reproduce published operator-learning errors: each architecture at its paper configuration beside the paper's.
 
 ``--problem darcy`` (default) runs ``studies/darcy_architectures_paper.yaml`` (FNO recipe, 85 x 85 from a 421 x 421
 solve, 1000 training and 200 test samples, 500 epochs, each model's published optimiser and schedule): GPU work, run
@@ -13,7 +13,8 @@ it). For Burgers, ``fno1d-independent[:PRESET]`` trains the baseline: an indepen
 the FNO authors' 1D formulation (``bench/_reference_fno1d.py``) with the same network as the study's ``fno1d`` preset
 (or PRESET), on the same cached arrays, seed, batch size, learning rate and schedule; its per-epoch progress goes to
 ``independent.jsonl`` in ``--out``. ``--report DIR ...`` prints the table of runs in those folders, finished or not
-(a running trial shows its last validation error and epoch), then the validation curves by epoch. ``--epochs``/``--data`` shrink a run for a dry run.
+(a running trial shows its last validation error and epoch), then the validation curves by epoch.
+``--epochs``/``--data`` shrink a run for a dry run.
 
     python bench/reproduce.py [--problem darcy|burgers] [--models fno2d unet2d lsm mgno] [--epochs 500]
         [--data n_train=20 ...] [--threads 1] [--out DIR]
@@ -63,7 +64,6 @@ PROBLEMS = {
         ("fno1d", INDEPENDENT, "deeponet1d", "multionet1d"),
         {"fno1d": 0.0025, INDEPENDENT: 0.0025, "deeponet1d": 0.0215, "multionet1d": 0.0021},
         {
-            # The paper's table has 0.0160 at s = 1024 (arXiv 2010.08895 v1, Table 1); its current code does better.
             "fno1d": "authors' current code, ~0.0025 (FNO repository issue #30; paper: 0.0160)",
             INDEPENDENT: "authors' current code, ~0.0025 (FNO repository issue #30; paper: 0.0160)",
             "deeponet1d": "Lu et al. 2022 (CMAME 393), same FNO set at 128 points, 500k full-batch iterations",
@@ -78,8 +78,9 @@ def split_model(token: str) -> tuple[str, str | None]:
     return name, preset or None
 
 
-def study_spec(problem: Problem, models: list[str], epochs: int | None, data: dict[str, object],
-               threads: int | None) -> dict:
+def study_spec(
+    problem: Problem, models: list[str], epochs: int | None, data: dict[str, object], threads: int | None
+) -> dict:
     """The paper study cut to the sweeplab ``models`` (``NAME`` or ``NAME:PRESET``), with the overrides applied."""
     spec = yaml.safe_load(problem.study.read_text())
     known = {model["name"]: model for model in spec["models"]}
@@ -98,9 +99,18 @@ def study_spec(problem: Problem, models: list[str], epochs: int | None, data: di
     return spec
 
 
-def _row(label: str, architecture: str, problem: Problem, state: str | None, test: dict[int | None, float | None],
-         val: float | None, epochs: int | None, parameters: int | None, seconds_per_epoch: float | None,
-         device: str) -> dict[str, object]:
+def _row(
+    label: str,
+    architecture: str,
+    problem: Problem,
+    state: str | None,
+    test: dict[int | None, float | None],
+    val: float | None,
+    epochs: int | None,
+    parameters: int | None,
+    seconds_per_epoch: float | None,
+    device: str,
+) -> dict[str, object]:
     error = test.get(None)
     published = problem.published.get(architecture)
     return {
@@ -166,15 +176,39 @@ def independent_rows(out: Path, problem: Problem) -> list[dict[str, object]]:
         test = {None: done["test_rel_l2"][str(done["resolution"])]} | {
             int(size): value for size, value in done["test_rel_l2"].items() if int(size) != done["resolution"]
         }
-        return [_row(done["label"], INDEPENDENT, problem, "COMPLETE", test, done["val_rel_l2"], done["epochs"],
-                     done["n_params"], done["seconds_per_epoch"], "cpu")]
+        return [
+            _row(
+                done["label"],
+                INDEPENDENT,
+                problem,
+                "COMPLETE",
+                test,
+                done["val_rel_l2"],
+                done["epochs"],
+                done["n_params"],
+                done["seconds_per_epoch"],
+                "cpu",
+            )
+        ]
     if log.exists():
         records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
         header, epochs = records[0], records[1:]
         last = epochs[-1] if epochs else {}
         seconds = sum(record["seconds"] for record in epochs) / len(epochs) if epochs else None
-        return [_row(header["label"], INDEPENDENT, problem, "RUNNING", {None: None}, last.get("val_rel_l2"),
-                     last.get("epoch"), header["n_params"], seconds, "cpu")]
+        return [
+            _row(
+                header["label"],
+                INDEPENDENT,
+                problem,
+                "RUNNING",
+                {None: None},
+                last.get("val_rel_l2"),
+                last.get("epoch"),
+                header["n_params"],
+                seconds,
+                "cpu",
+            )
+        ]
     return []
 
 
@@ -203,8 +237,8 @@ def markdown(rows: list[dict[str, object]], sizes: list[int]) -> str:
 def run_independent(out: Path, spec: dict, preset: str | None) -> None:
     """Train the independent FNO-1D on the study's cached data, with the study's fno1d settings (or ``preset``)."""
     import torch
-
     from _reference_fno1d import ReferenceSettings, parameter_count, train_reference
+
     from sweeplab.data import load_dataset
     from sweeplab_modules.registry import MODELS
 
@@ -243,7 +277,8 @@ def run_independent(out: Path, spec: dict, preset: str | None) -> None:
     tests |= {size: (field(x), field(y)) for size, (x, y) in data.test_at_resolution.items()}
     label = f"{INDEPENDENT}:{preset}"
     with (out / INDEPENDENT_LOG).open("w") as log:
-        header = {"label": label, "data": data.identity, "n_params": parameter_count(settings), "settings": asdict(settings)}
+        header = {"label": label, "data": data.identity, "n_params": parameter_count(settings)}
+        header["settings"] = asdict(settings)
         log.write(json.dumps(header) + "\n")
         log.flush()
 
@@ -251,8 +286,9 @@ def run_independent(out: Path, spec: dict, preset: str | None) -> None:
             log.write(json.dumps(record) + "\n")
             log.flush()
 
-        result = train_reference(field(data.x_train), field(data.y_train), field(data.x_val), field(data.y_val),
-                                 tests, settings, on_epoch)
+        result = train_reference(
+            field(data.x_train), field(data.y_train), field(data.x_val), field(data.y_val), tests, settings, on_epoch
+        )
     summary = {
         "label": label,
         "data": data.identity,
@@ -293,8 +329,10 @@ def curve_table(folders: list[Path], epochs: tuple[int, ...] = (1, 10, 25, 50, 1
     """Validation relative L2 at the given epochs (those any run reached) and at each run's last epoch."""
     curves = {label: curve for out in folders for label, curve in validation_curves(out).items()}
     reached = [epoch for epoch in epochs if any(len(curve) >= epoch for curve in curves.values())]
-    lines = ["| model | " + "".join(f"epoch {epoch} | " for epoch in reached) + "last (epoch) |",
-             "| --- " * (len(reached) + 2) + "|"]
+    lines = [
+        "| model | " + "".join(f"epoch {epoch} | " for epoch in reached) + "last (epoch) |",
+        "| --- " * (len(reached) + 2) + "|",
+    ]
     for label, curve in sorted(curves.items()):
         cells = "".join(f"{curve[epoch - 1]:.4f} | " if len(curve) >= epoch else "- | " for epoch in reached)
         last = f"{curve[-1]:.4f} ({len(curve)})" if curve else "-"
@@ -304,8 +342,14 @@ def curve_table(folders: list[Path], epochs: tuple[int, ...] = (1, 10, 25, 50, 1
 
 def table(folders: list[Path], problem: Problem) -> str:
     spec = yaml.safe_load(problem.study.read_text())
-    rows = [row for out in folders for row in study_rows(out, problem) + independent_rows(out, problem)]
-    return markdown(sorted(rows, key=lambda row: str(row["model"])), spec["data"]["params"].get("test_resolutions", []))
+    rows = sorted(
+        (row for out in folders for row in study_rows(out, problem) + independent_rows(out, problem)),
+        key=lambda row: str(row["model"]),
+    )
+    published = sorted({str(row["model"]).split(":")[0] for row in rows} & set(problem.sources))
+    sources = "".join(f"\n- {name}: {problem.sources[name]}" for name in published)
+    report = markdown(rows, spec["data"]["params"].get("test_resolutions", []))
+    return report + (f"\n\npublished numbers:{sources}" if sources else "")
 
 
 def main() -> None:
@@ -334,9 +378,8 @@ def main() -> None:
     data = {key: yaml.safe_load(value) for key, _, value in (item.partition("=") for item in args.data)}
     out = args.out or Path(tempfile.mkdtemp(prefix="reproduce-"))
     out.mkdir(parents=True, exist_ok=True)
-    # The independent baseline reads the fno1d entry's settings even when fno1d itself is not trained here.
-    spec = study_spec(problem, studied or ["fno1d"], args.epochs, data, args.threads)
     if studied:
+        spec = study_spec(problem, studied, args.epochs, data, args.threads)
         from sweeplab.run import run_study
         from sweeplab.spec import load_study
 
@@ -346,7 +389,8 @@ def main() -> None:
         storage, tracking_uri = f"sqlite:///{out}/optuna.db", f"sqlite:///{out}/mlflow.db"
         run_study(study, storage=storage, tracking_uri=tracking_uri, n_trials=len(study.models))
     for token in independent:
-        run_independent(out, spec, split_model(token)[1])
+        # The study's fno1d entry gives the baseline its settings, whether or not fno1d is trained here too.
+        run_independent(out, study_spec(problem, ["fno1d"], args.epochs, data, args.threads), split_model(token)[1])
     report = table([out], problem)
     (out / "results.md").write_text(report + "\n")
     print(report)
