@@ -326,17 +326,19 @@ def validation_curves(out: Path) -> dict[str, list[float]]:
 
 
 def curve_table(folders: list[Path], epochs: tuple[int, ...] = (1, 10, 25, 50, 100, 200, 300, 400, 500)) -> str:
-    """Validation relative L2 at the given epochs (those any run reached) and at each run's last epoch."""
+    """Validation relative L2 at the given epochs (those any run reached), at each run's last epoch and its lowest
+    (the curves are noisy at the first learning rates: one epoch's value says little about a partial run)."""
     curves = {label: curve for out in folders for label, curve in validation_curves(out).items()}
     reached = [epoch for epoch in epochs if any(len(curve) >= epoch for curve in curves.values())]
     lines = [
-        "| model | " + "".join(f"epoch {epoch} | " for epoch in reached) + "last (epoch) |",
-        "| --- " * (len(reached) + 2) + "|",
+        "| model | " + "".join(f"epoch {epoch} | " for epoch in reached) + "last (epoch) | lowest (epoch) |",
+        "| --- " * (len(reached) + 3) + "|",
     ]
     for label, curve in sorted(curves.items()):
         cells = "".join(f"{curve[epoch - 1]:.4f} | " if len(curve) >= epoch else "- | " for epoch in reached)
         last = f"{curve[-1]:.4f} ({len(curve)})" if curve else "-"
-        lines.append(f"| {label} | {cells}{last} |")
+        lowest = f"{min(curve):.4f} ({curve.index(min(curve)) + 1})" if curve else "-"
+        lines.append(f"| {label} | {cells}{last} | {lowest} |")
     return "\n".join(lines)
 
 
