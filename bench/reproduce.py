@@ -13,7 +13,8 @@ it). For Burgers, ``fno1d-independent[:PRESET]`` trains the baseline: an indepen
 the FNO authors' 1D formulation (``bench/_reference_fno1d.py``) with the same network as the study's ``fno1d`` preset
 (or PRESET), on the same cached arrays, seed, batch size, learning rate and schedule; its per-epoch progress goes to
 ``independent.jsonl`` in ``--out``. ``--report DIR ...`` prints the table of runs in those folders, finished or not
-(a running trial shows its last validation error and epoch), then the validation curves by epoch.
+(an unfinished trial shows its last validation error and epoch; an unfinished baseline is PARTIAL, running or
+stopped), then the validation curves by epoch.
 ``--epochs``/``--data`` shrink a run for a dry run.
 
     python bench/reproduce.py [--problem darcy|burgers] [--models fno2d unet2d lsm mgno] [--epochs 500]
@@ -200,7 +201,7 @@ def independent_rows(out: Path, problem: Problem) -> list[dict[str, object]]:
                 header["label"],
                 INDEPENDENT,
                 problem,
-                "RUNNING",
+                "PARTIAL",
                 {None: None},
                 last.get("val_rel_l2"),
                 last.get("epoch"),
