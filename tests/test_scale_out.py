@@ -71,7 +71,9 @@ def _wait_until(storage: str, workers: list[subprocess.Popen[str]], ready: Calla
     """Poll the study until ``ready(trials)``, while every worker is alive."""
     deadline = time.monotonic() + 300
     while True:
-        assert time.monotonic() < deadline and all(w.poll() is None for w in workers), "the trials never got there"
+        ended = [w for w in workers if w.poll() is not None]
+        assert not ended, f"a worker ended first, exit {ended[0].returncode}: {ended[0].communicate()[0]}"
+        assert time.monotonic() < deadline, "the trials never got there"
         time.sleep(0.1)
         try:
             trials = _trials(storage)
@@ -249,9 +251,10 @@ def _assert_budget_exact_and_nothing_running(storage: str, tracking: str, n_tria
     assert not [r.data.tags for r in children if r.info.status == "RUNNING"]
 
 
-# Long enough that one worker cannot finish the budget (two trials) while the other is still starting on a busy
-# machine (a CI run saw one worker finish four 40-epoch trials before the other began its first).
-OUTAGE_EPOCHS = 150
+# Long enough that one worker cannot finish the budget (two trials) while the other is still starting: a tiny
+# trial runs ~25 epochs a second, and CI saw one worker finish four 40-epoch trials, then two 150-epoch trials,
+# before the other began its first (~20 s of start-up on a loaded machine).
+OUTAGE_EPOCHS = 800
 
 
 def _both_training(trials: list[FrozenTrial]) -> bool:
