@@ -1,9 +1,10 @@
 """The CPUs a study may use, and how many of them other processes keep busy.
 
 torch's default of one intra-op thread per core assumes the machine is ours. On a shared machine, threads beyond the
-cores that are free wait on each other at every parallel region: a trial with 2 threads beside 2 busy processes on
-2 cores ran 6-10x slower than with 1 thread (BENCHMARKS.md, "Sweeps on a busy machine"). ``TrialThreads`` sizes each
-trial's threads to the CPUs left free, measured from ``/proc/stat`` between one trial start and the next.
+cores that are free wait on each other at every parallel region: beside 2 busy processes on 2 cores the quickstart
+took 5.3x its idle time with 2 threads per trial, 1.85x with 1 (BENCHMARKS.md, "Sweeps on a busy machine").
+``TrialThreads`` sizes each trial's threads to the CPUs left free, measured from ``/proc/stat`` between one trial
+start and the next.
 """
 
 from __future__ import annotations
