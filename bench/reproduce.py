@@ -80,7 +80,13 @@ def split_model(token: str) -> tuple[str, str | None]:
 
 
 def study_spec(
-    problem: Problem, models: list[str], epochs: int | None, data: dict[str, object], threads: int | None
+    problem: Problem,
+    models: list[str],
+    epochs: int | None,
+    data: dict[str, object],
+    threads: int | None,
+    step_size: int | None = None,
+    seed: int | None = None,
 ) -> dict:
     """The paper study cut to the sweeplab ``models`` (``NAME`` or ``NAME:PRESET``), with the overrides applied."""
     spec = yaml.safe_load(problem.study.read_text())
@@ -97,6 +103,10 @@ def study_spec(
         spec["trainer"]["max_epochs"] = epochs
     if threads is not None:
         spec["trainer"]["num_threads"] = threads
+    if step_size is not None:
+        spec["search"]["step_size"] = step_size
+    if seed is not None:  # initialisation and batches; the data set keeps its own seed
+        spec["trainer"]["seed"] = seed
     return spec
 
 
@@ -359,7 +369,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problem", choices=sorted(PROBLEMS), default="darcy", help="which paper study")
     parser.add_argument("--models", nargs="+", help="architectures, NAME or NAME:PRESET (default: the problem's)")
-    parser.add_argument("--epochs", type=int, help="override the published 500 epochs (dry runs)")
+    parser.add_argument("--epochs", type=int, help="override the published 500 epochs (dry runs, longer schedules)")
+    parser.add_argument("--step-size", type=int, help="override the epochs between learning-rate halvings")
+    parser.add_argument("--seed", type=int, help="override trainer.seed (initialisation, batches; not the data)")
     parser.add_argument("--data", nargs="*", default=[], metavar="KEY=VALUE", help="override data parameters")
     parser.add_argument("--threads", type=int, help="torch CPU threads per trial (trainer.num_threads)")
     parser.add_argument("--out", type=Path, help="folder for the stores and the table (default: a temporary one)")
@@ -382,7 +394,7 @@ def main() -> None:
     out = args.out or Path(tempfile.mkdtemp(prefix="reproduce-"))
     out.mkdir(parents=True, exist_ok=True)
     if studied:
-        spec = study_spec(problem, studied, args.epochs, data, args.threads)
+        spec = study_spec(problem, studied, args.epochs, data, args.threads, args.step_size, args.seed)
         from sweeplab.run import run_study
         from sweeplab.spec import load_study
 
@@ -393,7 +405,8 @@ def main() -> None:
         run_study(study, storage=storage, tracking_uri=tracking_uri, n_trials=len(study.models))
     for token in independent:
         # The study's fno1d entry gives the baseline its settings, whether or not fno1d is trained here too.
-        run_independent(out, study_spec(problem, ["fno1d"], args.epochs, data, args.threads), split_model(token)[1])
+        settings = study_spec(problem, ["fno1d"], args.epochs, data, args.threads, args.step_size, args.seed)
+        run_independent(out, settings, split_model(token)[1])
     report = table([out], problem)
     (out / "results.md").write_text(report + "\n")
     print(report)
