@@ -144,8 +144,10 @@ def main() -> None:
                 outcome = replay_run(run_id, tracking)
                 replayed = f"{label}+replay"
                 report_single(replayed, seed, outcome.replay_run_id, epochs, outcome.replay_value)
-    print(f"\nmean +- sample standard deviation over {args.seeds} seed(s), {metric} at the last epoch "
-          "(sampled strategies: their best trial's):")
+    print(
+        f"\nmean +- sample standard deviation over {args.seeds} seed(s), {metric} at the last epoch "
+        "(sampled strategies: their best trial's):"
+    )
     for label, values in finals.items():
         parts = [_summary("final", values)]
         if label in last_means:
