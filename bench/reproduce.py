@@ -110,6 +110,31 @@ def study_spec(
     return spec
 
 
+def _schedule(spec: dict) -> tuple[int, int | None, int]:
+    """A study's epochs, epochs between learning-rate steps and seed."""
+    return spec["trainer"]["max_epochs"], spec["search"].get("step_size"), spec["trainer"].get("seed", 0)
+
+
+def _labelled(label: str, problem: Problem, schedule: tuple[int, int | None, int]) -> str:
+    """``label`` with what differs from the paper study's schedule and seed, so that runs of one model with other
+    seeds or schedules stay apart in the tables."""
+    epochs, step_size, seed = schedule
+    paper_epochs, paper_step, paper_seed = _schedule(yaml.safe_load(problem.study.read_text()))
+    parts = [f"{epochs} epochs, step {step_size}"] if (epochs, step_size) != (paper_epochs, paper_step) else []
+    parts += [f"seed {seed}"] if seed != paper_seed else []
+    return f"{label} ({', '.join(parts)})" if parts else label
+
+
+def _study_label(spec: dict, name: str, problem: Problem) -> str:
+    presets = {model["name"]: model.get("preset") for model in spec["models"]}
+    return _labelled(f"{name}:{presets[name]}" if presets.get(name) else name, problem, _schedule(spec))
+
+
+def _independent_label(record: dict, problem: Problem) -> str:
+    settings = record["settings"]
+    return _labelled(record["label"], problem, (settings["epochs"], settings["step_size"], settings["seed"]))
+
+
 def _row(
     label: str,
     architecture: str,
@@ -146,7 +171,6 @@ def study_rows(out: Path, problem: Problem) -> list[dict[str, object]]:
     from mlflow.tracking import MlflowClient
 
     spec = yaml.safe_load((out / "study.yaml").read_text())
-    presets = {model["name"]: model.get("preset") for model in spec["models"]}
     sizes = [size for size in spec["data"]["params"].get("test_resolutions", [])]
     client = MlflowClient(f"sqlite:///{out}/mlflow.db")
     experiment = client.get_experiment_by_name(spec["name"])
@@ -164,7 +188,7 @@ def study_rows(out: Path, problem: Problem) -> list[dict[str, object]]:
             epochs = len(client.get_metric_history(run.info.run_id, "val_rel_l2")) or None
         rows.append(
             _row(
-                f"{name}:{presets[name]}" if presets.get(name) else name,
+                _study_label(spec, name, problem),
                 name,
                 problem,
                 tags.get("sweeplab.state", run.info.status),
@@ -189,7 +213,7 @@ def independent_rows(out: Path, problem: Problem) -> list[dict[str, object]]:
         }
         return [
             _row(
-                done["label"],
+                _independent_label(done, problem),
                 INDEPENDENT,
                 problem,
                 "COMPLETE",
@@ -208,7 +232,7 @@ def independent_rows(out: Path, problem: Problem) -> list[dict[str, object]]:
         seconds = sum(record["seconds"] for record in epochs) / len(epochs) if epochs else None
         return [
             _row(
-                header["label"],
+                _independent_label(header, problem),
                 INDEPENDENT,
                 problem,
                 "PARTIAL",
@@ -316,32 +340,34 @@ def run_independent(out: Path, spec: dict, preset: str | None) -> None:
     (out / INDEPENDENT_RESULT).write_text(json.dumps(summary, indent=1) + "\n")
 
 
-def validation_curves(out: Path) -> dict[str, list[float]]:
+def validation_curves(out: Path, problem: Problem) -> dict[str, list[float]]:
     """Each run's validation relative L2 after each epoch so far, by model label."""
     curves = {}
     log = out / INDEPENDENT_LOG
     if log.exists():
         header, *epochs = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-        curves[header["label"]] = [record["val_rel_l2"] for record in epochs]
+        curves[_independent_label(header, problem)] = [record["val_rel_l2"] for record in epochs]
     if (out / "mlflow.db").exists():
         from mlflow.tracking import MlflowClient
 
         spec = yaml.safe_load((out / "study.yaml").read_text())
-        presets = {model["name"]: model.get("preset") for model in spec["models"]}
         client = MlflowClient(f"sqlite:///{out}/mlflow.db")
         experiment = client.get_experiment_by_name(spec["name"])
         trial_runs = "tags.`sweeplab.role` = 'trial' AND tags.`sweeplab.state` != 'RETRIED'"
         for run in client.search_runs([experiment.experiment_id], trial_runs) if experiment else []:
             name = run.data.tags["sweeplab.architecture"]
             history = sorted(client.get_metric_history(run.info.run_id, "val_rel_l2"), key=lambda m: m.step)
-            curves[f"{name}:{presets[name]}" if presets.get(name) else name] = [metric.value for metric in history]
+            curves[_study_label(spec, name, problem)] = [metric.value for metric in history]
     return curves
 
 
-def curve_table(folders: list[Path], epochs: tuple[int, ...] = (1, 10, 25, 50, 100, 200, 300, 400, 500)) -> str:
+CURVE_EPOCHS = (1, 10, 25, 50, 100, 200, 300, 400, 500, 1000, 2000)
+
+
+def curve_table(folders: list[Path], problem: Problem, epochs: tuple[int, ...] = CURVE_EPOCHS) -> str:
     """Validation relative L2 at the given epochs (those any run reached), at each run's last epoch and its lowest
     (the curves are noisy at the first learning rates: one epoch's value says little about a partial run)."""
-    curves = {label: curve for out in folders for label, curve in validation_curves(out).items()}
+    curves = {label: curve for out in folders for label, curve in validation_curves(out, problem).items()}
     reached = [epoch for epoch in epochs if any(len(curve) >= epoch for curve in curves.values())]
     lines = [
         "| model | " + "".join(f"epoch {epoch} | " for epoch in reached) + "last (epoch) | lowest (epoch) |",
@@ -383,7 +409,7 @@ def main() -> None:
     if args.report:
         print(table(args.report, problem))
         print("\nvalidation relative L2 by epoch:\n")
-        print(curve_table(args.report))
+        print(curve_table(args.report, problem))
         return
     models = args.models or list(problem.default_models)
     independent = [token for token in models if split_model(token)[0] == INDEPENDENT]
