@@ -279,6 +279,9 @@ def run_independent(out: Path, spec: dict, preset: str | None) -> None:
     from sweeplab.data import load_dataset
     from sweeplab_modules.registry import MODELS
 
+    # As a sweeplab trial on the CPU: weights that weight decay drives towards zero become subnormal floats, whose
+    # arithmetic made late epochs 2-3x slower here (BENCHMARKS.md); flushing them changes no result that matters.
+    torch.set_flush_denormal(True)
     (fno,) = [model for model in spec["models"] if model["name"] == "fno1d"]
     preset = preset or fno["preset"]
     network = MODELS["fno1d"].presets[preset]

@@ -136,6 +136,12 @@ class TrainerSpec(_Strict):
         description="torch CPU threads per trial (default: the usable CPUs that other processes leave free when the "
         "trial starts, shared among n_jobs)",
     )
+    flush_denormal: bool = Field(
+        True,
+        description="on the CPU, treat subnormal floats as zero while training: weights that decay towards zero "
+        "become subnormal, and their arithmetic made a trained FNO-1D's steps 2.3x slower (false: IEEE gradual "
+        "underflow)",
+    )
 
     @field_validator("precision", mode="before")
     @classmethod
