@@ -1,5 +1,5 @@
 """Subnormal floats are flushed to zero while a trial trains on the CPU (``trainer.flush_denormal``, default on):
-weights that decay towards zero become subnormal and made a trained FNO-1D's steps 2.3x slower (BENCHMARKS.md)."""
+weights that decay towards zero become subnormal and made a trained FNO-1D's steps 1.6-2.3x slower (BENCHMARKS.md)."""
 
 from __future__ import annotations
 

@@ -63,7 +63,7 @@ class TrialResult:
 def subnormals_flushed(on: bool) -> Iterator[None]:
     """Subnormal floats treated as zero on the CPU (``on``) in this thread, and the threads it starts, for the
     block; the thread's setting is restored after it. Weights that decay towards zero become subnormal, and each
-    operation on one costs many times a normal one: a trained FNO-1D's training steps took 2.3x as long."""
+    operation on one costs many times a normal one: a trained FNO-1D's training steps took 1.6-2.3x as long."""
     import torch
 
     flushing = bool(torch.tensor([1e-39]) * 1.0 == 0)  # torch can set the mode but not read it
