@@ -12,8 +12,9 @@ A third side, Lightning alone, runs the hand-written computation as a bare Light
 logger or callbacks: the share of the overhead that is Lightning's own loop, which every trial runs.
 
 ``--fixed-cost`` measures what a trial costs beyond its computation instead: the three sides with a one-layer,
-width-2 FNO (the computation negligible), the differences between them, and sweeplab's share split by where its
-time goes (each part's own time, without the parts it calls).
+width-2 FNO (the computation negligible), the differences between them, sweeplab's share split by where its
+time goes (each part's own time, without the parts it calls), and what a hand-written Optuna + MLflow script
+records per trial in the same databases (``StoresAlone``).
 
     python bench/overhead.py [--repeats 6] [--epochs 15] [--threads N] [--clock wall|cpu] [--fixed-cost]
 """
@@ -40,6 +41,7 @@ from rich.console import Console
 from sweeplab.data import load_dataset
 from sweeplab.run import StudyRunner
 from sweeplab.spec import load_study
+from sweeplab.tracking import TrackedRun
 from sweeplab_modules.losses import relative_l2
 from sweeplab_modules.operators.fno import FNO2d
 
@@ -60,9 +62,15 @@ clock = CLOCKS["wall"]
 
 
 @functools.cache
+def quickstart_data() -> Any:
+    """The quickstart's Darcy set (generated or read once)."""
+    return load_dataset("darcy", QUICKSTART_DATA)
+
+
+@functools.cache
 def quickstart_splits() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """The quickstart's Darcy splits as tensors (read once; neither side writes to them)."""
-    data = load_dataset("darcy", QUICKSTART_DATA)
+    data = quickstart_data()
     return {s: (torch.from_numpy(getattr(data, f"x_{s}")), torch.from_numpy(getattr(data, f"y_{s}"))) for s in SPLITS}
 
 
@@ -155,6 +163,36 @@ def lightning_alone(config: dict[str, int], epochs: int) -> float:
     return clock() - started
 
 
+def task_alone(study: Any, epochs: int, run: Any = None) -> float:
+    """The trial's own module, the study's task around its model (sweeplab's operator task: normalisers fitted
+    per grid point, relative H1 beside relative L2, epoch means logged through ``self.log``), in a Trainer
+    without callbacks; with ``run`` (a TrackedRun), the trial's logger too (metric rows buffered into the run)."""
+    import optuna
+    import pytorch_lightning as pl
+
+    from sweeplab.data.datamodule import OperatorDataModule
+    from sweeplab.tracking._lightning import BufferedMlflowLogger
+    from sweeplab.training._trial import build_seeded_model, build_task
+
+    started = clock()
+    plan = study.sample(optuna.create_study().ask())  # the one point of the study's search
+    task = build_task(study, plan, build_seeded_model(study, plan))
+    data = OperatorDataModule(quickstart_data(), batch_size=plan.training.batch_size, seed=SEED)
+    trainer = pl.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        logger=BufferedMlflowLogger(run.metrics) if run is not None else False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        inference_mode=False,
+    )
+    trainer.fit(task, datamodule=data)
+    trainer.test(task, datamodule=data, verbose=False)
+    return clock() - started
+
+
 def study_text(config: dict[str, int], epochs: int, threads: int) -> str:
     """The same training as ``hand_written``, as a one-point study (with a pruner, as a real sweep has)."""
     study = {
@@ -190,6 +228,38 @@ class SweeplabTrials:
     def one_more(self) -> float:
         started = clock()
         self.runner.run_trials(self.optuna_study, 1)
+        return clock() - started
+
+
+class StoresAlone:
+    """What a hand-written Optuna + MLflow script records per trial, in the same two databases as the study:
+    Optuna's ask, a report per epoch and tell; an MLflow run opened with its tags, its params written, its
+    metric rows written in one batch, and closed. The least a trial recorded in these stores costs."""
+
+    def __init__(self, folder: Path) -> None:
+        import optuna
+        from mlflow.tracking import MlflowClient
+
+        self.study = optuna.create_study(study_name="stores-alone", storage=f"sqlite:///{folder}/optuna.db")
+        self.client = MlflowClient(tracking_uri=f"sqlite:///{folder}/mlflow.db")
+        self.experiment_id = self.client.create_experiment("stores-alone")
+
+    def one_more(self, epochs: int, params: dict[str, Any]) -> float:
+        from mlflow.entities import Metric, Param
+
+        started = clock()
+        trial = self.study.ask()
+        run_id = self.client.create_run(self.experiment_id, tags={"optuna.trial": str(trial.number)}).info.run_id
+        self.client.log_batch(run_id, params=[Param(key, str(value)) for key, value in params.items()])
+        metrics = []
+        for epoch in range(epochs):
+            value = 1.0 / (epoch + 1)
+            trial.report(value, epoch)
+            now = int(time.time() * 1000)
+            metrics += [Metric(key, value, now, epoch) for key in ("train_loss", "val_loss", "val_rel_l2", "lr")]
+        self.client.log_batch(run_id, metrics=metrics)
+        self.client.set_terminated(run_id)
+        self.study.tell(trial, 1.0 / epochs)
         return clock() - started
 
 
@@ -233,12 +303,14 @@ class Breakdown:
             (StudyRunner, "_objective", "trial set-up (plan sampled; model, task, Trainer built)"),
             (StudyRecorder, "open_trial_run", "trial run opened (MLflow run, params, tags)"),
             (PruningCallback, "on_validation_end", "Optuna: report + pruning decision, per epoch"),
+            (PruningCallback, "write_reports", "Optuna: report + pruning decision, per epoch"),
             (GuardCallback, "on_train_batch_end", "non-finite guard, per step"),
             (EpochCallback, "on_train_batch_end", "progress display, per step"),
             (EpochCallback, "on_validation_end", "progress display, per epoch"),
             (MetricBuffer, "flush", "metric rows written (MLflow log_batch)"),
             (StudyRunner, "_after_trial", "after the trial (best so far, checkpoint, run closed)"),
         ]
+        parts = [part for part in parts if hasattr(part[0], part[1])]  # an older commit may lack a part
         originals = [(owner, name, getattr(owner, name)) for owner, name, _ in parts]
         for owner, name, label in parts:
             setattr(owner, name, self._timed(label, getattr(owner, name)))
@@ -267,15 +339,24 @@ def fixed_cost(repeats: int, epochs: int, threads: int) -> None:
         tempfile.TemporaryDirectory() as folder,
         SweeplabTrials(config, epochs, threads, Path(folder)).opened() as sweeplab,
     ):
+        stores = StoresAlone(Path(folder))
+        params = {**model_params(config), "batch_size": config["batch_size"], "lr": LR, "seed": SEED}
+        study, tracker = sweeplab.runner.study, sweeplab.runner.recorder.tracker
+        run = TrackedRun(tracker, tracker.open_run("task-alone", {}))
         hand_written(config, epochs)
         lightning_alone(config, epochs)
-        runs, parts = [], []
+        stores.one_more(epochs, params)
+        task_alone(study, epochs)
+        runs, parts, recording, task, logged = [], [], [], [], []
         for _ in range(repeats):
             hand, bare = hand_written(config, epochs), lightning_alone(config, epochs)
             with Breakdown().installed() as breakdown:
                 ours = sweeplab.one_more()
             runs.append((hand, bare, ours))
             parts.append(breakdown.seconds)
+            recording.append(stores.one_more(epochs, params))
+            task.append(task_alone(study, epochs))
+            logged.append(task_alone(study, epochs, run))
     hand, bare, ours = (list(side) for side in zip(*runs, strict=True))
     ms = lambda seconds: f"{1000 * seconds:.0f}"  # noqa: E731
     differences = "Lightning alone - hand ms | sweeplab - Lightning alone ms"
@@ -294,6 +375,20 @@ def fixed_cost(repeats: int, epochs: int, threads: int) -> None:
         print(f"| {label} | {ms(seconds)} |")
     outside = statistics.median(o - sum(p.values()) for o, p in zip(ours, parts, strict=True))
     print(f"| outside the parts (Optuna's loop, callbacks' calls) | {ms(outside)} |")
+    recorded = ms(statistics.median(recording))
+    print(f"\nOptuna + MLflow alone (a hand-written script's recording), ms per trial: {recorded}")
+    print("\nInside Lightning's fit and test, by what the trial adds to the Lightning-alone side (medians of the")
+    print("differences from it, ms): the trial's module (its task around the model) in a bare Trainer; with the")
+    print("trial's logger too; the trial's own fit and test (its callbacks too; building the model, task and Trainer")
+    print("not in it):\n")
+    print("| trial's module | + its logger | the trial's fit and test |")
+    print("| --- | --- | --- |")
+    fits = [p["Lightning fit and test (computation included)"] for p in parts]
+    columns = [task, logged, fits]
+    differences = [
+        ms(statistics.median(side - b for side, (_, b, _) in zip(column, runs, strict=True))) for column in columns
+    ]
+    print(f"| {' | '.join(differences)} |")
 
 
 def main() -> None:
@@ -316,8 +411,8 @@ def main() -> None:
         fixed_cost(args.repeats, args.epochs, threads)
         return
     sides = "hand-written s | Lightning alone s | sweeplab s | Lightning alone / hand | sweeplab / hand"
-    print(f"| configuration | {sides} |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print(f"| configuration | {sides} | sweeplab / Lightning alone |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for name, config in CONFIGS.items():
         with (
             tempfile.TemporaryDirectory() as folder,
@@ -331,9 +426,18 @@ def main() -> None:
             ]
         hand, bare, ours = (list(side) for side in zip(*runs, strict=True))
         cells = [f"{statistics.median(side):.2f} ({min(side):.2f})" for side in (hand, bare, ours)]
-        ratios = [f"{_ratio(statistics.median, side, hand)} ({_ratio(min, side, hand)})" for side in (bare, ours)]
+        ratios = [
+            f"{_ratio(statistics.median, side, base)} ({_ratio(min, side, base)})"
+            for side, base in ((bare, hand), (ours, hand), (ours, bare))
+        ]
         print(f"| {name} | {' | '.join(cells)} | {' | '.join(ratios)} |", flush=True)
         print(f"sweeplab / hand of each run: {', '.join(f'{s / h:.3f}' for h, _, s in runs)}", file=sys.stderr)
+        paired = [s / b for _, b, s in runs]
+        print(
+            f"sweeplab / Lightning alone of each run: {', '.join(f'{r:.3f}' for r in paired)}; "
+            f"their median {statistics.median(paired):.3f}",
+            file=sys.stderr,
+        )
     print("\nmedian (minimum) of the runs; ratios: of the medians (of the minimums)")
 
 

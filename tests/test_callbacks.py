@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
 import threading
 import time
 
@@ -120,6 +122,92 @@ def test_the_median_pruner_decides_on_recent_complete_trials_as_on_the_storage()
     assert len(recent.get_trials(states=(TrialState.COMPLETE,))) == 3
     time.sleep(0.35)
     assert len(recent.get_trials(states=(TrialState.COMPLETE,))) == 4
+
+
+class ValidationCurve(ConstantValidation):
+    """Logs ``val_loss`` = ``curve[epoch]``."""
+
+    def __init__(self, curve: list[float]) -> None:
+        super().__init__()
+        self.curve = curve
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self.log("val_loss", self.curve[self.current_epoch])
+
+
+def _writes_of_a_fit(
+    pruner: object, curve: list[float], write_interval: float, complete: list[object] = ()
+) -> tuple[list[dict], object]:
+    """The batches of values a PruningCallback writes straight to the storage (as the runner's batch does) over a
+    fit of up to ``len(curve)`` epochs in a study of the ``complete`` trials; and the trial afterwards."""
+    import optuna
+
+    study = optuna.create_study(pruner=pruner)  # type: ignore[arg-type]
+    study.add_trials(complete)  # type: ignore[arg-type]
+    trial = study.ask()
+    writes: list[dict[int, float]] = []
+
+    def write(values: dict[int, float]) -> None:
+        writes.append(dict(values))
+        for step, value in values.items():
+            study._storage.set_trial_intermediate_value(trial._trial_id, step, value)
+
+    data = torch.zeros(4, 1)
+    batches = InMemoryBatches(data, data, batch_size=2, shuffle=False)
+    callback = PruningCallback(trial, "val_loss", write, write_interval)
+    with contextlib.suppress(NonFiniteLoss, optuna.TrialPruned):
+        bare_trainer(max_epochs=len(curve), callbacks=[callback]).fit(
+            ValidationCurve(curve), train_dataloaders=batches, val_dataloaders=batches
+        )
+    return writes, study._storage.get_trial(trial._trial_id)
+
+
+def test_values_no_running_trial_reads_are_written_together_at_most_every_interval() -> None:
+    import optuna
+
+    curve = [0.5, 0.375, 0.25, 0.125, 0.0625]  # exact in float32, as Lightning logs them
+    steps = dict(enumerate(curve))
+    for pruner in (optuna.pruners.NopPruner(), optuna.pruners.MedianPruner()):
+        writes, trial = _writes_of_a_fit(pruner, curve, write_interval=3600)
+        assert writes == [{0: 0.5}, {1: 0.375, 2: 0.25, 3: 0.125, 4: 0.0625}]  # the first at once; then at the end
+        assert trial.intermediate_values == steps
+        writes, _ = _writes_of_a_fit(pruner, curve, write_interval=0)
+        assert writes == [{step: value} for step, value in steps.items()]
+
+
+def test_a_pruned_trials_values_are_written_before_optuna_records_it() -> None:
+    import optuna
+
+    better = optuna.trial.create_trial(value=0.01, intermediate_values={step: 0.01 for step in range(5)})
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=1)
+    writes, trial = _writes_of_a_fit(pruner, [0.5, 0.375, 0.25], write_interval=3600, complete=[better])
+    assert writes == [{0: 0.5}]  # pruned at its first epoch: Optuna takes its last value from the storage
+    assert trial.intermediate_values == {0: 0.5}
+
+
+def test_a_pruner_that_reads_the_running_trial_gets_each_value_through_optuna_and_prunes() -> None:
+    import optuna
+
+    # Successive halving's first rung (at step min_resource = 1) keeps the best half: three trials reached it
+    # with 0.1.
+    rung = [
+        optuna.trial.create_trial(value=0.1, intermediate_values={0: 0.1}, system_attrs={"completed_rung_0": 0.1})
+        for _ in range(3)
+    ]
+    pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=2)
+    writes, trial = _writes_of_a_fit(pruner, [0.5, 0.375, 0.25], write_interval=3600, complete=rung)
+    assert writes == []  # trial.report, whose copy of the trial the pruner reads
+    assert trial.intermediate_values == {0: 0.5, 1: 0.375}  # pruned at its first rung
+    writes, trial = _writes_of_a_fit(pruner, [0.5, 0.375, 0.25], write_interval=3600)
+    assert trial.intermediate_values == {0: 0.5, 1: 0.375, 2: 0.25}  # alone in the study: not pruned
+
+
+def test_a_failing_trial_keeps_the_values_reported_before_its_failure() -> None:
+    import optuna
+
+    writes, trial = _writes_of_a_fit(optuna.pruners.NopPruner(), [0.5, 0.25, math.nan, 0.125], write_interval=3600)
+    assert writes == [{0: 0.5}, {1: 0.25}]  # the second when the non-finite value stopped the fit
+    assert trial.intermediate_values == {0: 0.5, 1: 0.25}
 
 
 def test_guard_reads_the_accumulated_check_every_k_steps() -> None:

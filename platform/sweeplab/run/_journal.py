@@ -20,7 +20,7 @@ import contextlib
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -92,6 +92,11 @@ class JournalWorkerStorage(JournalStorage, BaseHeartbeat):
         with journal_lock(self.url, "trial-start"):
             refuse_beyond_budget(self.get_all_trials(study_id, deepcopy=False), self.budget)
             return super().create_new_trial(study_id, template_trial)
+
+    def set_trial_intermediate_values(self, trial_id: int, values: Mapping[int, float]) -> None:
+        """The database storage's batch (``WorkerStorage``): here one journal entry per step."""
+        for step, value in values.items():
+            self.set_trial_intermediate_value(trial_id, step, value)
 
     # -- heartbeats ------------------------------------------------------------------------------------------
     def record_heartbeat(self, trial_id: int) -> None:

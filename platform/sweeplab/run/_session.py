@@ -135,9 +135,10 @@ class StudyRunner:
         optuna.logging.set_verbosity(optuna.logging.ERROR)
         heartbeat = spec.heartbeat
         recovery = StaleTrialRecovery(self.recorder.close_lost_run, heartbeat.max_retry, heartbeat.grace)
+        self._trial_storage = open_storage(self.storage, heartbeat, self.n_trials, recovery)
         study = optuna.create_study(
             study_name=spec.name,
-            storage=open_storage(self.storage, heartbeat, self.n_trials, recovery),
+            storage=self._trial_storage,
             sampler=build_sampler(spec.sampler, spec.trainer.seed, len(spec.objectives)),
             pruner=build_pruner(spec.pruner),
             directions=self.study.directions,
@@ -179,7 +180,8 @@ class StudyRunner:
 
         callbacks = [GuardCallback(self.interrupt.event), EpochCallback(on_epoch, on_batch)]
         if len(self.study.metrics) == 1:
-            callbacks.insert(0, PruningCallback(trial, metric))
+            write_values = partial(self._trial_storage.set_trial_intermediate_values, trial._trial_id)
+            callbacks.insert(0, PruningCallback(trial, metric, write_values))
         # The strategy trains: plain train_trial, or with regularisation hyperparameters / self-tuning.
         train = trial_trainer(self.study)
         workdir = self._workdir / f"trial-{trial.number}"

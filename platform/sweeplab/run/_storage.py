@@ -15,12 +15,13 @@ import contextlib
 import fcntl
 import warnings
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from optuna.exceptions import ExperimentalWarning
 from optuna.storages import RDBStorage
+from optuna.storages._rdb.storage import _create_scoped_session
 from optuna.trial import FrozenTrial, TrialState
 
 from sweeplab._sqlite import prepare_sqlite, sqlite_path
@@ -129,6 +130,13 @@ class WorkerStorage(RDBStorage):
             return super().set_trial_state_values(trial_id, state, values)
         with study_lock(self.url, "trial-start"):
             return super().set_trial_state_values(trial_id, state, values)
+
+    def set_trial_intermediate_values(self, trial_id: int, values: Mapping[int, float]) -> None:
+        """Several steps' values in one transaction (Optuna's ``report`` commits each on its own): Optuna's own
+        write of a value, in one of its sessions (private, as ``_create_new_trial``: the storage tests cover it)."""
+        with _create_scoped_session(self.scoped_session, True) as session:
+            for step, value in values.items():
+                self._set_trial_intermediate_value_without_commit(session, trial_id, step, value)
 
     def record_heartbeat(self, trial_id: int) -> None:
         # Optuna beats from a thread that dies with its first error: a database restart would silence a

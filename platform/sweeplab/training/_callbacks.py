@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -33,7 +34,13 @@ class PruningCallback(pl.Callback):
     one process per trial. Optuna's step is the trial's epoch, counted on across its training stages (as MLflow's).
     """
 
-    def __init__(self, trial: optuna.Trial, metric: str) -> None:
+    def __init__(
+        self,
+        trial: optuna.Trial,
+        metric: str,
+        write_values: Callable[[dict[int, float]], None] | None = None,
+        write_interval: float = 2.0,
+    ) -> None:
         self.trial = trial
         self.metric = metric
         # A trial that trains again after running out of memory reaches its epochs a second time: Optuna keeps the
@@ -47,6 +54,17 @@ class PruningCallback(pl.Callback):
         percentile = isinstance(pruner, optuna.pruners.PercentilePruner)
         self.first_pruned_step = getattr(pruner, "_n_warmup_steps", 0) if percentile else 0
         self.complete_trials = RecentCompleteTrials(trial.study) if percentile else None
+        # Neither of these pruners reads a running trial's values from the storage (others' decisions read
+        # complete trials only): after the first (at once, so that the trial shows it trains), its values are
+        # written together, at most every ``write_interval`` seconds and when the trial stops training, one
+        # transaction each with ``write_values`` (a database storage's batch) instead of one per epoch.
+        # Successive halving and Hyperband read them back at every decision.
+        self.deferred = not self.can_prune or percentile
+        # Only deferred values bypass ``trial.report``: its copy of the trial is what ``should_prune`` reads.
+        self.write_values = write_values if self.deferred and write_values is not None else self._report_each
+        self.write_interval = write_interval
+        self._unwritten: dict[int, float] = {}
+        self._written_at = -math.inf
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or self.metric not in trainer.callback_metrics:
@@ -57,10 +75,32 @@ class PruningCallback(pl.Callback):
         if not math.isfinite(value):
             raise NonFiniteLoss(f"{self.metric} is not finite ({value}) at epoch {epoch + 1}")
         if epoch not in self.reported:
-            self.trial.report(value, step=epoch)
-            self.reported[epoch] = value
+            self.reported[epoch] = self._unwritten[epoch] = value
+            if not self.deferred or time.monotonic() - self._written_at >= self.write_interval:
+                self.write_reports()
         if self.can_prune and epoch >= self.first_pruned_step and self._should_prune():
+            self.write_reports()  # Optuna records a pruned trial's last reported value as its value
             raise optuna.TrialPruned(f"pruned after epoch {epoch + 1} with {self.metric}={value:.6g}")
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.write_reports()
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        # A failing or interrupted trial keeps its curve; the trial's own error is what it reports, so a storage
+        # that fails here too (the database gone) adds nothing to it.
+        with contextlib.suppress(Exception):
+            self.write_reports()
+
+    def write_reports(self) -> None:
+        """Write the values reported since the last write."""
+        if self._unwritten:
+            self.write_values(self._unwritten)
+            self._unwritten = {}
+        self._written_at = time.monotonic()
+
+    def _report_each(self, values: dict[int, float]) -> None:
+        for step, value in values.items():
+            self.trial.report(value, step=step)
 
     def _should_prune(self) -> bool:
         if self.complete_trials is None:
