@@ -16,7 +16,9 @@ width-2 FNO (the computation negligible), the differences between them, sweeplab
 time goes (each part's own time, without the parts it calls), and what a hand-written Optuna + MLflow script
 records per trial in the same databases (``StoresAlone``).
 
-    python bench/overhead.py [--repeats 6] [--epochs 15] [--threads N] [--clock wall|cpu] [--fixed-cost]
+``--log-cost`` measures what one of Lightning's ``self.log`` calls of an epoch value costs.
+
+    python bench/overhead.py [--repeats 6] [--epochs 15] [--threads N] [--clock wall|cpu] [--fixed-cost | --log-cost]
 """
 
 from __future__ import annotations
@@ -113,6 +115,21 @@ def hand_written(config: dict[str, int], epochs: int) -> float:
     return clock() - started
 
 
+def bare_trainer(epochs: int) -> Any:
+    """A CPU Trainer with no logger, callbacks, checkpoint or progress display."""
+    import pytorch_lightning as pl
+
+    return pl.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+
+
 def lightning_alone(config: dict[str, int], epochs: int) -> float:
     """``hand_written``'s computation in a bare LightningModule and Trainer (no logger, callbacks or checkpoint)."""
     import pytorch_lightning as pl
@@ -147,15 +164,7 @@ def lightning_alone(config: dict[str, int], epochs: int) -> float:
             schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
             return {"optimizer": optimizer, "lr_scheduler": schedule}
 
-    trainer = pl.Trainer(
-        max_epochs=epochs,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-    )
+    trainer = bare_trainer(epochs)
     module = Bare()
     whole = {s: InMemoryBatches(*splits[s], len(splits[s][0]), shuffle=False) for s in ("val", "test")}
     trainer.fit(module, InMemoryBatches(*splits["train"], config["batch_size"], shuffle=True, seed=SEED), whole["val"])
@@ -391,6 +400,51 @@ def fixed_cost(repeats: int, epochs: int, threads: int) -> None:
     print(f"| {' | '.join(differences)} |")
 
 
+def log_cost(repeats: int) -> None:
+    """What one ``self.log`` of an epoch value costs in Lightning's loop: a module with no work, 100 epochs, logging
+    0 or 10 values at each validation epoch's end, interleaved; the medians' difference per call."""
+    import pytorch_lightning as pl
+
+    from sweeplab.data.datamodule import InMemoryBatches
+
+    epochs, values = 100, 10
+
+    class Logging(pl.LightningModule):
+        def __init__(self, n_values: int) -> None:
+            super().__init__()
+            self.linear = torch.nn.Linear(1, 1)
+            self.n_values = n_values
+
+        def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+            return (self.linear(batch[0]) - batch[1]).square().mean()
+
+        def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+            pass
+
+        def on_validation_epoch_end(self) -> None:
+            for k in range(self.n_values):
+                self.log(f"value_{k}", torch.tensor(1.0), on_epoch=True)
+
+        def configure_optimizers(self) -> Any:
+            return torch.optim.SGD(self.parameters(), lr=0.0)
+
+    data = torch.zeros(4, 1)
+    batches = InMemoryBatches(data, data, batch_size=4, shuffle=False)
+
+    def fit(n_values: int) -> float:
+        trainer = bare_trainer(epochs)
+        started = clock()
+        trainer.fit(Logging(n_values), batches, batches)
+        return clock() - started
+
+    fit(values)  # warm-up
+    runs = [(fit(0), fit(values)) for _ in range(repeats)]
+    per_call = (statistics.median(with_values for _, with_values in runs) - statistics.median(r[0] for r in runs)) / (
+        epochs * values
+    )
+    print(f"Lightning's self.log of an epoch value: {1000 * per_call:.3f} ms per call (medians of {repeats} fits)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=6, help="measured pairs per configuration")
@@ -398,6 +452,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="torch CPU threads for both sides (default: one per core)")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall", help="what is timed (default wall)")
     parser.add_argument("--fixed-cost", action="store_true", help="the cost per trial beyond the computation")
+    parser.add_argument("--log-cost", action="store_true", help="the cost of one self.log of an epoch value")
     args = parser.parse_args()
     global clock
     clock = CLOCKS[args.clock]
@@ -409,6 +464,9 @@ def main() -> None:
     )
     if args.fixed_cost:
         fixed_cost(args.repeats, args.epochs, threads)
+        return
+    if args.log_cost:
+        log_cost(args.repeats)
         return
     sides = "hand-written s | Lightning alone s | sweeplab s | Lightning alone / hand | sweeplab / hand"
     print(f"| configuration | {sides} | sweeplab / Lightning alone |")

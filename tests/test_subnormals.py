@@ -8,9 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from sweeplab.training._trial import flushing_subnormals
+
 PROBE_MODULE = '''
 import torch
 from torch import nn
+
+from sweeplab.training._trial import flushing_subnormals
 
 FLUSHED: list[bool] = []
 
@@ -24,15 +28,9 @@ class SubnormalProbe(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
-            FLUSHED.append(bool(torch.tensor([1e-39]) * 1.0 == 0))
+            FLUSHED.append(flushing_subnormals())
         return self.map(x)
 '''
-
-
-def _flushing() -> bool:
-    import torch
-
-    return bool(torch.tensor([1e-39]) * 1.0 == 0)
 
 
 @pytest.mark.parametrize("flush", [True, False])
@@ -59,8 +57,8 @@ def test_training_flushes_subnormals_as_the_study_says_and_restores_the_thread(
         """),
         "subnormals.yaml",
     )
-    assert not _flushing()
+    assert not flushing_subnormals()
     run_study(study, f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db")
     recorded = importlib.import_module(module).FLUSHED
     assert len(recorded) == 4 and set(recorded) == {flush}  # 2 epochs of 2 batches
-    assert not _flushing()  # the caller's thread is as it was
+    assert not flushing_subnormals()  # the caller's thread is as it was

@@ -59,6 +59,13 @@ class TrialResult:
     checkpoint: Path
 
 
+def flushing_subnormals() -> bool:
+    """Whether this thread treats subnormal floats as zero (torch can set the mode but not read it)."""
+    import torch
+
+    return bool(torch.tensor([1e-39]) * 1.0 == 0)
+
+
 @contextmanager
 def subnormals_flushed(on: bool) -> Iterator[None]:
     """Subnormal floats treated as zero on the CPU (``on``) in this thread, and the threads it starts, for the
@@ -66,7 +73,7 @@ def subnormals_flushed(on: bool) -> Iterator[None]:
     operation on one costs many times a normal one: a trained FNO-1D's training steps took 1.6-2.3x as long."""
     import torch
 
-    flushing = bool(torch.tensor([1e-39]) * 1.0 == 0)  # torch can set the mode but not read it
+    flushing = flushing_subnormals()
     torch.set_flush_denormal(on)
     try:
         yield
